@@ -1,0 +1,88 @@
+//! The input-family traits, targets and outputs shared by every loss.
+
+use std::fmt::Debug;
+
+use ndarray::{Array, Array1, ArrayView1, ArrayView2, Dimension, Ix1, Ix2};
+
+use losskit_tensor::{Real, Result};
+
+/// Class targets of a classification loss.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a, F> {
+    /// Integer class indices [N] in `0..C` (a loss with an `ignore_index` also accepts that value).
+    Hard(ArrayView1<'a, i64>),
+    /// Class probabilities [N, C] (each row non-negative; PyTorch does not require rows to sum to 1, nor do we).
+    Soft(ArrayView2<'a, F>),
+}
+
+impl<'a, F> Targets<'a, F> {
+    /// Hard targets from a slice of class indices.
+    pub fn hard(labels: &'a [i64]) -> Self {
+        Targets::Hard(ArrayView1::from(labels))
+    }
+    /// Soft (probability) targets.
+    pub fn soft(probs: ArrayView2<'a, F>) -> Self {
+        Targets::Soft(probs)
+    }
+    /// Number of rows (samples).
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Hard(t) => t.len(),
+            Targets::Soft(t) => t.nrows(),
+        }
+    }
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a loss returns: the reduced value, the per-sample values and, when asked, the gradient with respect to the
+/// differentiable input (of the same shape as that input).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossOutput<F, D: Dimension> {
+    /// The reduced loss (for [`Reduction::None`](losskit_tensor::Reduction::None), the sum of `per_sample`).
+    pub value: F,
+    /// Per-sample losses after per-sample and class weighting (before reduction), when the loss has them.
+    pub per_sample: Option<Array1<F>>,
+    /// ∂value/∂input when `grad` was requested. Under `Reduction::None` it is the gradient of Σᵢ per_sampleᵢ.
+    pub grad: Option<Array<F, D>>,
+}
+
+/// A multiclass loss on logits [N, C].
+pub trait ClassLoss<F: Real> {
+    /// Computes the loss of `logits` [N, C] against `targets`, with optional per-sample `weights` [N] (non-negative).
+    ///
+    /// # Errors
+    /// Shape, finiteness, label-range and parameter errors, each naming the argument.
+    fn compute(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: bool,
+    ) -> Result<LossOutput<F, Ix2>>;
+}
+
+/// A binary loss on scores (logits) [N] with targets [N] in [0, 1].
+pub trait BinaryLoss<F: Real> {
+    /// Computes the loss of `scores` [N] against `targets` [N], with optional per-sample `weights` [N].
+    ///
+    /// # Errors
+    /// Shape, finiteness, target-range and parameter errors, each naming the argument.
+    fn compute(
+        &self,
+        scores: ArrayView1<'_, F>,
+        targets: ArrayView1<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: bool,
+    ) -> Result<LossOutput<F, Ix1>>;
+}
+
+/// A classification loss usable in both precisions behind a trait object (what the registry builds).
+pub trait DynClassLoss: ClassLoss<f32> + ClassLoss<f64> + Debug + Send + Sync {}
+impl<T: ClassLoss<f32> + ClassLoss<f64> + Debug + Send + Sync> DynClassLoss for T {}
+
+/// A binary loss usable in both precisions behind a trait object.
+pub trait DynBinaryLoss: BinaryLoss<f32> + BinaryLoss<f64> + Debug + Send + Sync {}
+impl<T: BinaryLoss<f32> + BinaryLoss<f64> + Debug + Send + Sync> DynBinaryLoss for T {}
