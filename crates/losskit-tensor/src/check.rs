@@ -72,7 +72,12 @@ pub fn at_least(name: &'static str, value: f64, lo: f64) -> Result<()> {
 
 /// `value > lo` (and finite).
 pub fn greater_than(name: &'static str, value: f64, lo: f64) -> Result<()> {
-    param(name, value, value.is_finite() && value > lo, if lo == 0.0 { "must be > 0" } else { "at or below its minimum" })
+    param(
+        name,
+        value,
+        value.is_finite() && value > lo,
+        if lo == 0.0 { "must be > 0" } else { "at or below its minimum" },
+    )
 }
 
 /// `lo ≤ value ≤ hi`.
