@@ -75,7 +75,7 @@ pub fn check(
     for (index, (&a, &n)) in analytic.iter().zip(num.iter()).enumerate() {
         let tol = opts.atol + opts.rtol * a.abs().max(n.abs());
         let diff = (a - n).abs();
-        if !(diff <= tol) {
+        if diff.is_nan() || diff > tol {
             let error = diff / tol;
             if worst.as_ref().is_none_or(|w| error > w.error) {
                 worst = Some(Mismatch { index, analytic: a, numeric: n, error });

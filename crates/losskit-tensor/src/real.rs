@@ -49,7 +49,7 @@ impl Real for f32 {
         const LO: f32 = -87.336_54;
         const HI: f32 = 88.37;
         const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
-        let x = self.max(LO).min(HI);
+        let x = self.clamp(LO, HI);
         let t = x * std::f32::consts::LOG2_E + MAGIC;
         let n = t - MAGIC;
         let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
@@ -58,7 +58,7 @@ impl Real for f32 {
         p = p * r + 8.333_452e-3;
         p = p * r + 4.166_579_6e-2;
         p = p * r + 1.666_666_5e-1;
-        p = p * r + 5.000_000_1e-1;
+        p = p * r + 0.5;
         let y = p * r * r + r + 1.0;
         let bits = (t.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127)) << 23;
         let v = y * f32::from_bits(bits);
@@ -82,12 +82,12 @@ impl Real for f64 {
         const LO: f64 = -708.39;
         const HI: f64 = 709.0;
         const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
-        let x = self.max(LO).min(HI);
+        let x = self.clamp(LO, HI);
         let t = x * std::f64::consts::LOG2_E + MAGIC;
         let n = t - MAGIC;
         let r = x - n * 6.931_457_519_531_25e-1 - n * 1.428_606_820_309_417_2e-6;
         let xx = r * r;
-        let px = r * ((1.261_771_930_748_105_9e-4 * xx + 3.029_944_077_074_419_6e-2) * xx + 9.999_999_999_999_999_9e-1);
+        let px = r * ((1.261_771_930_748_105_9e-4 * xx + 3.029_944_077_074_419_6e-2) * xx + 1.0);
         let qx =
             ((3.001_985_051_386_644_5e-6 * xx + 2.524_483_403_496_841e-3) * xx + 2.272_655_482_081_550_3e-1) * xx + 2.0;
         let y = 1.0 + 2.0 * px / (qx - px);

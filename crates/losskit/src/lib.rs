@@ -28,3 +28,8 @@ pub mod prelude {
     pub use losskit_samplers::Sampler;
     pub use losskit_tensor::{Error, Real, Reduction, Result};
 }
+
+/// The README's Rust example, compiled and run as a doc test.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

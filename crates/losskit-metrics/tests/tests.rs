@@ -1,0 +1,5 @@
+//! Integration tests of losskit-metrics (one binary: see `autotests = false` in Cargo.toml).
+
+mod bad_input;
+mod merge;
+mod sklearn;
