@@ -1,21 +1,67 @@
-//! Re-sampling and re-weighting for imbalanced data (layer 1, over `losskit-tensor`).
+//! Re-sampling and re-weighting for imbalanced data, with imbalanced-learn's semantics (layer 1, over
+//! `losskit-tensor`).
 //!
-//! Every over-, under- or combined sampler implements [`Sampler`]: it takes features [N, D] and integer class
-//! labels [N] and returns a [`Resampled`] set (with `sample_indices` where the method keeps original rows).
+//! Every over-, under- or combined sampler implements [`Sampler`]: it takes features `[N, D]` and integer class
+//! labels `[N]` and returns a [`Resampled`] set (with `sample_indices` where the method keeps original rows).
+//! [`SamplingStrategy`] is imbalanced-learn's `sampling_strategy` (which classes, how many samples), resolved by
+//! [`SamplingStrategy::resolve`] / [`check_sampling_strategy`] exactly as imbalanced-learn does, errors included.
+//! The samplers are [`RandomOverSampler`] (bootstrap or smoothed bootstrap) and [`RandomUnderSampler`];
+//! [`compute_class_weight_balanced`] and [`effective_number_weights`] give class weights for re-weighting instead.
+//! [`SAMPLERS`] lists every sampler with its parameters and paper, and [`registry::find`] builds one by name.
+//!
+//! ```
+//! use losskit_samplers::{RandomOverSampler, Sampler, SamplingStrategy, class_counts};
+//! let x = ndarray::array![[0.0, 0.0], [0.1, 0.2], [0.2, 0.1], [0.3, 0.3], [5.0, 5.0]];
+//! let y = ndarray::array![0_i64, 0, 0, 0, 1];
+//! // Grow class 1 to half the majority: int(0.5 · 4 − 1) = 1 new sample.
+//! let ros = RandomOverSampler::new().sampling_strategy(SamplingStrategy::Ratio(0.5));
+//! let out = ros.fit_resample(x.view(), y.view(), 42)?;
+//! assert_eq!(class_counts(out.y.view()).into_iter().collect::<Vec<_>>(), vec![(0, 4), (1, 2)]);
+//! assert_eq!(out.sample_indices, Some(vec![0, 1, 2, 3, 4, 4])); // originals first, then copies of row 4
+//! // The same sampler by name, as the CLI builds it:
+//! let by_name = losskit_samplers::registry::find("random-over")?
+//!     .build_with(&[("sampling_strategy".to_string(), "0.5".to_string())])?;
+//! assert_eq!(by_name.fit_resample(x.view(), y.view(), 42)?, out);
+//! # Ok::<(), losskit_samplers::Error>(())
+//! ```
+//!
+//! Randomness comes from a `Xoshiro256PlusPlus` seeded with the `seed` argument; outputs depend on the seed only,
+//! never on the thread count. NumPy's random stream is not reproduced, so which rows are drawn differs from
+//! imbalanced-learn for the same seed; class counts, output order and every deterministic choice are identical
+//! (tested against fixtures from `tools/fixtures/gen_samplers.py`).
 //!
 //! This crate must never depend on the losses, metrics, models, CUDA or CLI crates, print, or read files.
+//!
+//! # Features
+//! None.
 #![doc(test(attr(deny(warnings))))]
+
+mod class_weight;
+mod draw;
+mod random_over;
+mod random_under;
+pub mod registry;
+mod strategy;
+#[cfg(test)]
+mod testutil;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
+pub use class_weight::{
+    compute_class_weight_balanced, compute_class_weight_balanced_weighted, effective_number_weights,
+};
 pub use losskit_tensor::{Error, Result};
+pub use random_over::RandomOverSampler;
+pub use random_under::RandomUnderSampler;
+pub use registry::{BuildSampler, SAMPLERS, SamplerEntry, SamplerParam};
+pub use strategy::{ClassCounts, SamplingKind, SamplingStrategy, check_sampling_strategy, class_counts};
 
 /// The output of a sampler.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resampled {
-    /// Features of the resampled set [M, D].
+    /// Features of the resampled set `[M, D]`.
     pub x: Array2<f64>,
-    /// Labels of the resampled set [M].
+    /// Labels of the resampled set `[M]`.
     pub y: Array1<i64>,
     /// For each output row, the input row it copies, where the method has them (imbalanced-learn's
     /// `sample_indices_`); `None` for methods that synthesise rows.

@@ -1,0 +1,201 @@
+//! Random draws, and the input handling every sampler shares.
+//!
+//! Samplers take their randomness through the crate-private [`Draws`] trait: [`RngDraws`] (a seeded
+//! `Xoshiro256PlusPlus`) in production, and in the unit tests a stub whose draws are fixed formulas mirrored by
+//! `tools/fixtures/gen_samplers.py`, so imbalanced-learn's deterministic behaviour can be compared element by element.
+
+use std::collections::BTreeMap;
+
+use ndarray::{Array2, ArrayView1, ArrayView2};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+
+use crate::{Error, Result};
+
+/// The random draws a sampler makes, in the order it makes them.
+pub(crate) trait Draws {
+    /// `size` positions in `0..n`, as NumPy's `choice(n, size, replace)`: independent and uniform with `replace`,
+    /// otherwise distinct (a uniformly random subset in random order). Callers guarantee `n > 0` when `size > 0`
+    /// and `size ≤ n` without replacement.
+    fn positions(&mut self, n: usize, size: usize, replace: bool) -> Vec<usize>;
+
+    /// One standard normal draw (NumPy's `randn`, one element).
+    fn normal(&mut self) -> f64;
+}
+
+/// Draws from a `Xoshiro256PlusPlus` seeded with `seed_from_u64`: one stream per `fit_resample` call, consumed in a
+/// fixed order, so the output depends on the seed only (never on the thread count).
+pub(crate) struct RngDraws(Xoshiro256PlusPlus);
+
+impl RngDraws {
+    pub(crate) fn new(seed: u64) -> Self {
+        RngDraws(Xoshiro256PlusPlus::seed_from_u64(seed))
+    }
+}
+
+impl Draws for RngDraws {
+    fn positions(&mut self, n: usize, size: usize, replace: bool) -> Vec<usize> {
+        if size == 0 || n == 0 {
+            return Vec::new();
+        }
+        if replace {
+            return (0..size).map(|_| self.0.random_range(0..n)).collect();
+        }
+        // Partial Fisher–Yates: the first `size` slots of a shuffled 0..n.
+        debug_assert!(size <= n);
+        let mut pool: Vec<usize> = (0..n).collect();
+        let size = size.min(n);
+        for i in 0..size {
+            let j = self.0.random_range(i..n);
+            pool.swap(i, j);
+        }
+        pool.truncate(size);
+        pool
+    }
+
+    fn normal(&mut self) -> f64 {
+        self.0.sample(StandardNormal)
+    }
+}
+
+/// The stub random state of `tools/fixtures/gen_samplers.py` (`StubRandomState`), for the parity tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Stub {
+    k: usize,
+}
+
+#[cfg(test)]
+impl Draws for Stub {
+    fn positions(&mut self, n: usize, size: usize, replace: bool) -> Vec<usize> {
+        if replace { (0..size).map(|i| (7 * i + 3) % n).collect() } else { (0..size).map(|i| n - 1 - i).collect() }
+    }
+
+    fn normal(&mut self) -> f64 {
+        let v = 1.5 * (1.7 * self.k as f64 + 0.3).sin();
+        self.k += 1;
+        v
+    }
+}
+
+/// Validates sampler input: `x` `[N, D]` with N ≥ 1 and D ≥ 1, finite; `y` `[N]`.
+pub(crate) fn check_xy(x: ArrayView2<'_, f64>, y: ArrayView1<'_, i64>) -> Result<()> {
+    let (n, d) = x.dim();
+    losskit_tensor::check::non_empty("x", n)?;
+    if d == 0 {
+        return Err(Error::Shape { arg: "x", expected: "[N, D] with D ≥ 1 features".into(), got: vec![n, d] });
+    }
+    losskit_tensor::check::shape("y", y.shape(), &[Some(n)])?;
+    losskit_tensor::check::finite("x", &x)
+}
+
+/// The row indices of each class, in ascending label order, each list in ascending row order
+/// (NumPy's `flatnonzero(y == c)` for every `c` in `unique(y)`).
+pub(crate) fn class_members(y: ArrayView1<'_, i64>) -> BTreeMap<i64, Vec<usize>> {
+    let mut members: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, &label) in y.iter().enumerate() {
+        members.entry(label).or_default().push(i);
+    }
+    members
+}
+
+/// The class counts of [`class_members`] (one pass over `y` serves both).
+pub(crate) fn counts_of(members: &BTreeMap<i64, Vec<usize>>) -> crate::ClassCounts {
+    members.iter().map(|(&c, rows)| (c, rows.len())).collect()
+}
+
+/// Builds an output matrix [rows / D, D] from a row-major buffer.
+pub(crate) fn matrix(data: Vec<f64>, d: usize) -> Result<Array2<f64>> {
+    let rows = data.len().checked_div(d).unwrap_or(0);
+    Array2::from_shape_vec((rows, d), data)
+        .map_err(|e| Error::Degenerate { what: format!("internal shape error: {e}") })
+}
+
+/// Appends the rows `idx` of `x` (standard layout) to `out`.
+pub(crate) fn push_rows(out: &mut Vec<f64>, x: ArrayView2<'_, f64>, idx: &[usize]) {
+    match x.as_slice() {
+        Some(flat) => {
+            let d = x.ncols();
+            for &i in idx {
+                out.extend_from_slice(&flat[i * d..(i + 1) * d]);
+            }
+        }
+        None => {
+            for &i in idx {
+                out.extend(x.row(i).iter().copied());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_without_replacement_are_distinct_and_in_range() {
+        let mut d = RngDraws::new(3);
+        for n in [1, 2, 7, 100] {
+            for size in [0, 1, n / 2, n] {
+                let p = d.positions(n, size, false);
+                assert_eq!(p.len(), size);
+                let mut s = p.clone();
+                s.sort_unstable();
+                s.dedup();
+                assert_eq!(s.len(), size, "n={n} size={size}");
+                assert!(p.iter().all(|&i| i < n));
+            }
+        }
+    }
+
+    #[test]
+    fn positions_with_replacement_cover_the_range_uniformly() {
+        let mut d = RngDraws::new(11);
+        let n = 5;
+        let p = d.positions(n, 50_000, true);
+        let mut hist = [0usize; 5];
+        for i in p {
+            hist[i] += 1;
+        }
+        // each bin ≈ 10 000 ± 4σ (σ ≈ 89)
+        assert!(hist.iter().all(|&h| (9_640..=10_360).contains(&h)), "{hist:?}");
+    }
+
+    #[test]
+    fn shuffle_is_uniform_over_orders() {
+        // all 6 orders of 3 elements, each ≈ 1/6
+        let mut d = RngDraws::new(5);
+        let mut hist = BTreeMap::new();
+        for _ in 0..60_000 {
+            *hist.entry(d.positions(3, 3, false)).or_insert(0usize) += 1;
+        }
+        assert_eq!(hist.len(), 6);
+        assert!(hist.values().all(|&h| (9_550..=10_450).contains(&h)), "{hist:?}");
+    }
+
+    #[test]
+    fn normal_draws_have_unit_moments() {
+        let mut d = RngDraws::new(1);
+        let v: Vec<f64> = (0..200_000).map(|_| d.normal()).collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.015, "{mean} {var}");
+    }
+
+    #[test]
+    fn input_checks_name_the_argument() {
+        let x = Array2::<f64>::zeros((3, 2));
+        let y = ndarray::array![0_i64, 1, 0];
+        assert!(check_xy(x.view(), y.view()).is_ok());
+        assert!(matches!(check_xy(x.view(), y.slice(ndarray::s![..2])), Err(Error::Shape { arg: "y", .. })));
+        assert!(matches!(
+            check_xy(Array2::<f64>::zeros((0, 2)).view(), ndarray::Array1::<i64>::zeros(0).view()),
+            Err(Error::Empty { arg: "x" })
+        ));
+        assert!(matches!(check_xy(Array2::<f64>::zeros((3, 0)).view(), y.view()), Err(Error::Shape { arg: "x", .. })));
+        let mut bad = x.clone();
+        bad[[2, 1]] = f64::NAN;
+        assert!(matches!(check_xy(bad.view(), y.view()), Err(Error::NonFinite { arg: "x", index: 5, .. })));
+    }
+}
