@@ -10,8 +10,15 @@
 //! ([`precision_recall_fscore_support`](ConfusionMatrix::precision_recall_fscore_support) with a [`PrfConfig`]:
 //! [`Average`], [`Labels`], [`ZeroDivision`], β), per class or averaged, reproducing scikit-learn's
 //! `sklearn.metrics` functions of the same names to 1e-12, including their zero-division and label-selection
-//! rules. A [`ClassificationReport`] gathers them all, with ordered key/value pairs and JSON. [`registry::METRICS`]
-//! lists every metric with its parameters and scikit-learn reference.
+//! rules. A [`ClassificationReport`] gathers them all, with ordered key/value pairs and JSON. The same matrix gives
+//! specificity and G-mean (imbalanced-learn), Matthews correlation, Cohen's kappa ([`KappaConfig`]) and Jaccard;
+//! [`MultilabelConfusion`] does multi-label data (with `samples` averaging, Hamming loss, subset accuracy) and
+//! [`TopKAccuracy`] top-k accuracy.
+//!
+//! Ranking: [`BinaryRanking`] (ROC curve, ROC-AUC with partial AUC, PR curve, average precision, exact, ties as
+//! scikit-learn), [`MulticlassRanking`] (one-vs-rest / one-vs-one) and the bounded-memory [`BinnedRanking`]
+//! (torchmetrics' fixed thresholds). [`summary`] builds the reports of `losskit metrics`. [`registry::METRICS`]
+//! lists every metric with its parameters and reference implementation.
 //!
 //! ```
 //! use losskit_metrics::{Average, ConfusionMatrix, Labels, MetricState, PrfConfig, Score, ZeroDivision};
@@ -44,15 +51,27 @@
 //! None: the crate has no optional features.
 #![doc(test(attr(deny(warnings))))]
 
+mod agreement;
 mod confusion;
+mod multilabel;
 mod prf;
+mod ranking;
 pub mod registry;
 mod report;
 mod state;
+pub mod summary;
+mod topk;
 
+pub use agreement::{KappaConfig, KappaWeights};
 pub use confusion::ConfusionMatrix;
 pub use losskit_tensor::{Error, Result};
+pub use multilabel::MultilabelConfusion;
 pub use prf::{Average, Labels, PrfConfig, PrfScores, Score, Undefined, ZeroDivision};
+pub use ranking::{
+    BinaryRanking, BinnedRanking, ClfCurve, MulticlassRanking, PrCurve, RocCurve, average_precision_score,
+    roc_auc_score,
+};
 pub use registry::{METRICS, MetricEntry, MetricParam};
 pub use report::{ClassificationReport, ReportConfig};
 pub use state::MetricState;
+pub use topk::TopKAccuracy;

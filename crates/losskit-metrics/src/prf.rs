@@ -43,6 +43,10 @@ pub enum Average {
         /// The positive class, in `0..n_classes` (scikit-learn's default `pos_label` is 1).
         pos: usize,
     },
+    /// Per-sample values averaged over the samples (`average='samples'`): multi-label data only
+    /// ([`MultilabelConfusion`](crate::MultilabelConfusion)); a [`ConfusionMatrix`] refuses it, as scikit-learn does
+    /// for multiclass data.
+    Samples,
 }
 
 impl Average {
@@ -54,6 +58,7 @@ impl Average {
             Average::Macro => "macro",
             Average::Weighted => "weighted",
             Average::Binary { .. } => "binary",
+            Average::Samples => "samples",
         }
     }
 }
@@ -70,7 +75,7 @@ impl fmt::Display for Average {
 impl FromStr for Average {
     type Err = Error;
 
-    /// Parses `none`, `micro`, `macro`, `weighted` or `binary` (positive class 1, scikit-learn's default
+    /// Parses `none`, `micro`, `macro`, `weighted`, `samples` or `binary` (positive class 1, scikit-learn's default
     /// `pos_label`), case-insensitively.
     fn from_str(s: &str) -> Result<Self> {
         match s.to_ascii_lowercase().as_str() {
@@ -79,10 +84,11 @@ impl FromStr for Average {
             "macro" => Ok(Average::Macro),
             "weighted" => Ok(Average::Weighted),
             "binary" => Ok(Average::Binary { pos: 1 }),
+            "samples" => Ok(Average::Samples),
             _ => Err(Error::ParameterText {
                 name: "average".into(),
                 value: s.into(),
-                reason: "expected none | micro | macro | weighted | binary".into(),
+                reason: "expected none | micro | macro | weighted | binary | samples".into(),
             }),
         }
     }
@@ -326,7 +332,7 @@ pub struct PrfScores {
 }
 
 /// `num / den` element-wise with `zd` where `den = 0` (scikit-learn's `_prf_divide`), and the positions concerned.
-fn prf_divide(num: &[f64], den: &[f64], zd: ZeroDivision) -> (Vec<f64>, Vec<usize>) {
+pub(crate) fn prf_divide(num: &[f64], den: &[f64], zd: ZeroDivision) -> (Vec<f64>, Vec<usize>) {
     let mut undefined = Vec::new();
     let values = num
         .iter()
@@ -346,7 +352,7 @@ fn prf_divide(num: &[f64], den: &[f64], zd: ZeroDivision) -> (Vec<f64>, Vec<usiz
 
 /// scikit-learn's `_nanaverage`: the (weighted) mean of the non-NaN values; NaN when all are NaN; the plain mean when
 /// the remaining weights sum to 0.
-fn nan_average(values: &[f64], weights: Option<&[f64]>) -> f64 {
+pub(crate) fn nan_average(values: &[f64], weights: Option<&[f64]>) -> f64 {
     let keep = || values.iter().enumerate().filter(|(_, v)| !v.is_nan());
     let count = keep().count();
     if count == 0 {
@@ -364,7 +370,7 @@ fn nan_average(values: &[f64], weights: Option<&[f64]>) -> f64 {
 
 impl ConfusionMatrix {
     /// The labels a configuration evaluates (checked against the data).
-    fn selected_labels(&self, average: Average, labels: &Labels) -> Result<Vec<usize>> {
+    pub(crate) fn selected_labels(&self, average: Average, labels: &Labels) -> Result<Vec<usize>> {
         let c = self.n_classes();
         match (average, labels) {
             (Average::Binary { pos }, _) => {
@@ -389,6 +395,9 @@ impl ConfusionMatrix {
                 }
                 Ok(vec![pos])
             }
+            (Average::Samples, _) => Err(Error::Input {
+                what: "average=samples is only meaningful for multi-label data (use MultilabelConfusion)".into(),
+            }),
             (_, Labels::Present) => Ok(self.labels_present()),
             (_, Labels::All) => Ok((0..c).collect()),
             (_, Labels::Given(given)) => {

@@ -24,7 +24,8 @@ pub struct MetricEntry {
     pub name: &'static str,
     /// One line.
     pub summary: &'static str,
-    /// The reference implementation the values match, a scikit-learn function (`sklearn.metrics.f1_score`).
+    /// The reference implementation the values match: a scikit-learn function (`sklearn.metrics.f1_score`), or an
+    /// imbalanced-learn or torchmetrics one where scikit-learn has none.
     pub reference: &'static str,
     /// The inputs, with shapes.
     pub inputs: &'static str,
@@ -37,7 +38,7 @@ pub struct MetricEntry {
 const AVERAGE: MetricParam = MetricParam {
     name: "average",
     default: "macro",
-    values: "none | micro | macro | weighted | binary",
+    values: "none | micro | macro | weighted | binary | samples",
     summary: "how per-class values are combined (scikit-learn's default is binary for *_score)",
 };
 const POS_LABEL: MetricParam = MetricParam {
@@ -72,6 +73,57 @@ const ADJUSTED: MetricParam = MetricParam {
 };
 
 const LABEL_INPUTS: &str = "y_true [N] int, y_pred [N] int, both in 0..n_classes";
+const MULTILABEL_INPUTS: &str = "y_true [N, L] 0/1, y_pred [N, L] 0/1";
+const BINARY_SCORE_INPUTS: &str = "y_true [N] in {0, 1}, y_score [N] finite, optional sample_weight [N] ≥ 0";
+const MULTICLASS_SCORE_INPUTS: &str = "y_true [N] in 0..n_classes (every class present), y_score [N, n_classes]";
+const KAPPA_WEIGHTS: MetricParam = MetricParam {
+    name: "weights",
+    default: "none",
+    values: "none | linear | quadratic",
+    summary: "disagreement weights between the i-th and j-th label",
+};
+const CORRECTION: MetricParam = MetricParam {
+    name: "correction",
+    default: "0",
+    values: "≥ 0",
+    summary: "value replacing a zero recall before the geometric mean",
+};
+const K: MetricParam = MetricParam {
+    name: "k",
+    default: "2",
+    values: "≥ 1",
+    summary: "number of best-scored classes that count as a hit",
+};
+const MAX_FPR: MetricParam = MetricParam {
+    name: "max_fpr",
+    default: "1",
+    values: "(0, 1]",
+    summary: "partial AUC over fpr ≤ max_fpr, McClish-standardised (binary only)",
+};
+const RANK_AVERAGE: MetricParam = MetricParam {
+    name: "average",
+    default: "macro",
+    values: "none | micro | macro | weighted",
+    summary: "how per-class one-vs-rest values are combined (multiclass)",
+};
+const MULTI_CLASS: MetricParam = MetricParam {
+    name: "multi_class",
+    default: "ovr",
+    values: "ovr | ovo",
+    summary: "one-vs-rest or one-vs-one (Hand & Till) for multiclass scores",
+};
+const DROP_INTERMEDIATE: MetricParam = MetricParam {
+    name: "drop_intermediate",
+    default: "true",
+    values: "true | false",
+    summary: "drop curve points that do not change the plotted curve",
+};
+const THRESHOLDS: MetricParam = MetricParam {
+    name: "thresholds",
+    default: "100",
+    values: "≥ 2",
+    summary: "number of evenly spaced thresholds in [0, 1] (or an increasing list through the Rust API)",
+};
 
 /// Every metric, in `losskit list` order.
 pub static METRICS: &[MetricEntry] = &[
@@ -147,6 +199,118 @@ pub static METRICS: &[MetricEntry] = &[
         api: "ClassificationReport::new",
         params: &[LABELS, ZERO_DIVISION],
     },
+    MetricEntry {
+        name: "specificity",
+        summary: "tn / (tn + fp) per class (recall of the negative class), averaged",
+        reference: "imblearn.metrics.specificity_score",
+        inputs: LABEL_INPUTS,
+        api: "ConfusionMatrix::specificity_score",
+        params: &[AVERAGE, POS_LABEL, LABELS, ZERO_DIVISION],
+    },
+    MetricEntry {
+        name: "geometric-mean",
+        summary: "geometric mean of per-class recalls (multiclass) or sqrt(sensitivity · specificity)",
+        reference: "imblearn.metrics.geometric_mean_score",
+        inputs: LABEL_INPUTS,
+        api: "ConfusionMatrix::geometric_mean_score / geometric_mean_score_averaged",
+        params: &[AVERAGE, LABELS, CORRECTION],
+    },
+    MetricEntry {
+        name: "matthews-corrcoef",
+        summary: "Matthews correlation coefficient (multiclass R_K), 0 when undefined",
+        reference: "sklearn.metrics.matthews_corrcoef",
+        inputs: LABEL_INPUTS,
+        api: "ConfusionMatrix::matthews_corrcoef",
+        params: &[],
+    },
+    MetricEntry {
+        name: "cohen-kappa",
+        summary: "agreement between y_true and y_pred corrected for chance, optionally weighted",
+        reference: "sklearn.metrics.cohen_kappa_score",
+        inputs: LABEL_INPUTS,
+        api: "ConfusionMatrix::cohen_kappa_score",
+        params: &[KAPPA_WEIGHTS, LABELS],
+    },
+    MetricEntry {
+        name: "jaccard",
+        summary: "tp / (tp + fp + fn) per class or sample, averaged",
+        reference: "sklearn.metrics.jaccard_score",
+        inputs: LABEL_INPUTS,
+        api: "ConfusionMatrix::jaccard_score / MultilabelConfusion::jaccard_score",
+        params: &[AVERAGE, POS_LABEL, LABELS, ZERO_DIVISION],
+    },
+    MetricEntry {
+        name: "top-k-accuracy",
+        summary: "fraction of samples whose true class is among the k best scores (ties as scikit-learn)",
+        reference: "sklearn.metrics.top_k_accuracy_score",
+        inputs: "y_true [N] in 0..n_classes, y_score [N, n_classes]",
+        api: "TopKAccuracy::update / accuracy",
+        params: &[K],
+    },
+    MetricEntry {
+        name: "multilabel-confusion-matrix",
+        summary: "per-label 2×2 counts [[tn, fp], [fn, tp]] and per-sample (tp, n_true, n_pred) histogram",
+        reference: "sklearn.metrics.multilabel_confusion_matrix",
+        inputs: MULTILABEL_INPUTS,
+        api: "MultilabelConfusion::update / merge / multilabel_confusion_matrix / precision_recall_fscore_support",
+        params: &[AVERAGE, LABELS, ZERO_DIVISION, BETA],
+    },
+    MetricEntry {
+        name: "hamming-loss",
+        summary: "fraction of wrong label entries",
+        reference: "sklearn.metrics.hamming_loss",
+        inputs: MULTILABEL_INPUTS,
+        api: "MultilabelConfusion::hamming_loss",
+        params: &[],
+    },
+    MetricEntry {
+        name: "subset-accuracy",
+        summary: "fraction of samples whose whole label set is predicted exactly",
+        reference: "sklearn.metrics.accuracy_score",
+        inputs: MULTILABEL_INPUTS,
+        api: "MultilabelConfusion::subset_accuracy",
+        params: &[],
+    },
+    MetricEntry {
+        name: "roc-curve",
+        summary: "false and true positive rates at each distinct score (ties as scikit-learn)",
+        reference: "sklearn.metrics.roc_curve",
+        inputs: BINARY_SCORE_INPUTS,
+        api: "BinaryRanking::roc_curve",
+        params: &[DROP_INTERMEDIATE],
+    },
+    MetricEntry {
+        name: "roc-auc",
+        summary: "area under the ROC curve; binary with partial AUC, multiclass one-vs-rest or one-vs-one",
+        reference: "sklearn.metrics.roc_auc_score",
+        inputs: "binary: y_true [N] in {0, 1}, y_score [N]; multiclass: y_score [N, C] rows summing to 1",
+        api: "BinaryRanking::roc_auc / MulticlassRanking::roc_auc_ovr / roc_auc_ovo / roc_auc_score",
+        params: &[MAX_FPR, MULTI_CLASS, RANK_AVERAGE],
+    },
+    MetricEntry {
+        name: "precision-recall-curve",
+        summary: "precision and recall at each distinct score",
+        reference: "sklearn.metrics.precision_recall_curve",
+        inputs: BINARY_SCORE_INPUTS,
+        api: "BinaryRanking::precision_recall_curve",
+        params: &[DROP_INTERMEDIATE],
+    },
+    MetricEntry {
+        name: "average-precision",
+        summary: "Σ (R_i − R_{i−1}) P_i over the thresholds, binary or one-vs-rest",
+        reference: "sklearn.metrics.average_precision_score",
+        inputs: MULTICLASS_SCORE_INPUTS,
+        api: "BinaryRanking::average_precision / MulticlassRanking::average_precision / average_precision_score",
+        params: &[RANK_AVERAGE],
+    },
+    MetricEntry {
+        name: "binned-roc-auc",
+        summary: "bounded-memory ROC, ROC-AUC, PR curve and AP over fixed thresholds (streams)",
+        reference: "torchmetrics.functional.classification.binary_auroc",
+        inputs: "y_true [N] in {0, 1}, y_score [N] (thresholds in the score range)",
+        api: "BinnedRanking::update / merge / roc_auc / average_precision",
+        params: &[THRESHOLDS],
+    },
 ];
 
 /// The entry named `name`.
@@ -173,7 +337,11 @@ mod tests {
         for e in METRICS {
             assert!(kebab(e.name), "{}", e.name);
             assert!(seen.insert(e.name), "duplicate {}", e.name);
-            assert!(e.reference.starts_with("sklearn.metrics."), "{}", e.reference);
+            assert!(
+                ["sklearn.metrics.", "imblearn.metrics.", "torchmetrics."].iter().any(|p| e.reference.starts_with(p)),
+                "{}",
+                e.reference
+            );
             assert!(!e.summary.is_empty() && !e.api.is_empty());
             let mut params = HashSet::new();
             for p in e.params {
@@ -192,7 +360,11 @@ mod tests {
                 "labels" => p.default.parse::<Labels>().is_ok(),
                 "zero_division" => p.default.parse::<ZeroDivision>().is_ok(),
                 "beta" | "pos_label" => p.default.parse::<f64>().is_ok(),
-                "adjusted" => p.default.parse::<bool>().is_ok(),
+                "adjusted" | "drop_intermediate" => p.default.parse::<bool>().is_ok(),
+                "weights" => p.default.parse::<crate::KappaWeights>().is_ok(),
+                "correction" | "max_fpr" => p.default.parse::<f64>().is_ok(),
+                "k" | "thresholds" => p.default.parse::<usize>().is_ok(),
+                "multi_class" => ["ovr", "ovo"].contains(&p.default),
                 other => panic!("parameter {other} has no parser test"),
             };
             assert!(ok, "{} default {:?}", p.name, p.default);

@@ -83,7 +83,7 @@ fn option_parsers_name_the_parameter() {
     let err = "average".parse::<Average>().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "parameter average = \"average\" is invalid: expected none | micro | macro | weighted | binary"
+        "parameter average = \"average\" is invalid: expected none | micro | macro | weighted | binary | samples"
     );
     let err = "2".parse::<losskit_metrics::ZeroDivision>().unwrap_err();
     assert!(err.to_string().starts_with("parameter zero_division = \"2\""));

@@ -1,0 +1,216 @@
+//! One-call metric reports for the `losskit metrics` command: ordered `(key, value)` pairs whose keys are named
+//! after scikit-learn's functions and averaging (`accuracy`, `f1_macro`, `roc_auc`, `roc_auc_ovr_macro`,
+//! `average_precision`, `matthews_corrcoef`, …).
+
+use ndarray::{Array1, ArrayView1, ArrayView2};
+
+use losskit_tensor::{Error, Result, check};
+
+use crate::{
+    Average, BinaryRanking, ConfusionMatrix, KappaConfig, Labels, MulticlassRanking, MultilabelConfusion, PrfConfig,
+    Score, TopKAccuracy,
+};
+
+type Pairs = Vec<(String, f64)>;
+
+fn scalar(s: Score) -> f64 {
+    s.scalar().unwrap_or(f64::NAN)
+}
+
+fn push(out: &mut Pairs, key: &str, value: f64) {
+    out.push((key.to_string(), value));
+}
+
+/// Report for binary classification: labels `y_true` \[N\] in {0, 1}, and scores `y_score` \[N\] (higher = positive)
+/// and/or hard predictions `y_pred` \[N\] in {0, 1}; without `y_pred`, the prediction is `y_score ≥ threshold`.
+///
+/// Keys, in order: `accuracy`, `balanced_accuracy`, `precision`, `recall`, `f1`, `specificity`,
+/// `geometric_mean`, `matthews_corrcoef`, `cohen_kappa`, `jaccard` (positive class 1, scikit-learn's
+/// `average='binary'`), then with scores `roc_auc`, `average_precision`.
+///
+/// # Errors
+/// [`Error::Input`] when neither `y_score` nor `y_pred` is given; the errors of the metrics (mismatched lengths,
+/// non-finite scores, labels outside {0, 1}, a single class for `roc_auc`).
+pub fn binary_report(
+    y_true: ArrayView1<'_, i64>,
+    y_score: Option<ArrayView1<'_, f64>>,
+    y_pred: Option<ArrayView1<'_, i64>>,
+    threshold: f64,
+) -> Result<Pairs> {
+    let pred: Array1<i64> = match (y_pred, y_score) {
+        (Some(p), _) => p.to_owned(),
+        (None, Some(s)) => {
+            check::finite("y_score", &s)?;
+            s.mapv(|v| (v >= threshold) as i64)
+        }
+        (None, None) => return Err(Error::Input { what: "binary report needs y_score or y_pred".into() }),
+    };
+    let cm = ConfusionMatrix::from_labels(2, y_true, pred.view())?;
+    let bin = PrfConfig::new().average(Average::Binary { pos: 1 });
+    let prf = cm.precision_recall_fscore_support(&bin)?;
+    let mut out = Pairs::new();
+    push(&mut out, "accuracy", cm.accuracy()?);
+    push(&mut out, "balanced_accuracy", cm.balanced_accuracy()?);
+    push(&mut out, "precision", scalar(prf.precision));
+    push(&mut out, "recall", scalar(prf.recall));
+    push(&mut out, "f1", scalar(prf.f_score));
+    push(&mut out, "specificity", scalar(cm.specificity_score(&bin)?));
+    push(&mut out, "geometric_mean", scalar(cm.geometric_mean_score_averaged(&bin)?));
+    push(&mut out, "matthews_corrcoef", cm.matthews_corrcoef()?);
+    push(&mut out, "cohen_kappa", cm.cohen_kappa_score(&KappaConfig::new())?);
+    push(&mut out, "jaccard", scalar(cm.jaccard_score(&bin)?));
+    if let Some(s) = y_score {
+        let mut r = BinaryRanking::new();
+        r.update(y_true, s, None)?;
+        push(&mut out, "roc_auc", r.roc_auc(None)?);
+        push(&mut out, "average_precision", r.average_precision()?);
+    }
+    Ok(out)
+}
+
+/// Report for multiclass classification over `n_classes` classes: `y_true` \[N\], and scores `y_score`
+/// \[N, n_classes\] and/or predictions `y_pred` \[N\]; without `y_pred`, the prediction is the arg-max score (first
+/// maximum).
+///
+/// Keys, in order: `accuracy`, `balanced_accuracy`, `precision_macro`, `recall_macro`, `f1_macro`,
+/// `precision_micro`, `recall_micro`, `f1_micro`, `precision_weighted`, `recall_weighted`, `f1_weighted`,
+/// `matthews_corrcoef`, `cohen_kappa`, `jaccard_macro`, `geometric_mean`, then with scores `top_2_accuracy` (when
+/// n_classes > 2), `average_precision_macro`, and when the rows are probabilities (sum to 1)
+/// `roc_auc_ovr_macro`, `roc_auc_ovr_weighted`, `roc_auc_ovo_macro`, `roc_auc_ovo_weighted`.
+///
+/// # Errors
+/// [`Error::Input`] when neither `y_score` nor `y_pred` is given; the metrics' errors (including a class absent from
+/// `y_true` when scores are given: multiclass ROC-AUC and AP need every class).
+pub fn multiclass_report(
+    n_classes: usize,
+    y_true: ArrayView1<'_, i64>,
+    y_score: Option<ArrayView2<'_, f64>>,
+    y_pred: Option<ArrayView1<'_, i64>>,
+) -> Result<Pairs> {
+    let pred: Array1<i64> = match (y_pred, y_score) {
+        (Some(p), _) => p.to_owned(),
+        (None, Some(s)) => {
+            check::finite("y_score", &s)?;
+            s.rows()
+                .into_iter()
+                .map(|r| {
+                    let mut best = 0;
+                    for (j, &v) in r.iter().enumerate() {
+                        if v > r[best] {
+                            best = j;
+                        }
+                    }
+                    best as i64
+                })
+                .collect()
+        }
+        (None, None) => return Err(Error::Input { what: "multiclass report needs y_score or y_pred".into() }),
+    };
+    let cm = ConfusionMatrix::from_labels(n_classes, y_true, pred.view())?;
+    let mut out = Pairs::new();
+    push(&mut out, "accuracy", cm.accuracy()?);
+    push(&mut out, "balanced_accuracy", cm.balanced_accuracy()?);
+    for (name, avg) in [("macro", Average::Macro), ("micro", Average::Micro), ("weighted", Average::Weighted)] {
+        let prf = cm.precision_recall_fscore_support(&PrfConfig::new().average(avg))?;
+        push(&mut out, &format!("precision_{name}"), scalar(prf.precision));
+        push(&mut out, &format!("recall_{name}"), scalar(prf.recall));
+        push(&mut out, &format!("f1_{name}"), scalar(prf.f_score));
+    }
+    push(&mut out, "matthews_corrcoef", cm.matthews_corrcoef()?);
+    push(&mut out, "cohen_kappa", cm.cohen_kappa_score(&KappaConfig::new())?);
+    push(&mut out, "jaccard_macro", scalar(cm.jaccard_score(&PrfConfig::new())?));
+    push(&mut out, "geometric_mean", cm.geometric_mean_score(&Labels::Present, 0.0)?);
+    if let Some(s) = y_score {
+        if n_classes > 2 {
+            let mut top = TopKAccuracy::new(2, n_classes)?;
+            top.update(y_true, s)?;
+            push(&mut out, "top_2_accuracy", top.accuracy()?);
+        }
+        let mut r = MulticlassRanking::new(n_classes)?;
+        r.update(y_true, s)?;
+        push(&mut out, "average_precision_macro", scalar(r.average_precision(Average::Macro)?));
+        match r.roc_auc_ovr(Average::Macro) {
+            Ok(v) => {
+                push(&mut out, "roc_auc_ovr_macro", scalar(v));
+                push(&mut out, "roc_auc_ovr_weighted", scalar(r.roc_auc_ovr(Average::Weighted)?));
+                push(&mut out, "roc_auc_ovo_macro", r.roc_auc_ovo(Average::Macro)?);
+                push(&mut out, "roc_auc_ovo_weighted", r.roc_auc_ovo(Average::Weighted)?);
+            }
+            // Scores that are not probabilities: no ROC-AUC (scikit-learn refuses them).
+            Err(Error::Input { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Report for multi-label classification from indicator matrices `y_true`, `y_pred` \[N, L\] of 0/1.
+///
+/// Keys, in order: `subset_accuracy`, `hamming_loss`, then `precision_A`, `recall_A`, `f1_A` and `jaccard_A` for A
+/// in `micro`, `macro`, `weighted`, `samples`.
+///
+/// # Errors
+/// The errors of [`MultilabelConfusion::update`] and its metrics.
+pub fn multilabel_report(y_true: ArrayView2<'_, i64>, y_pred: ArrayView2<'_, i64>) -> Result<Pairs> {
+    let mut m = MultilabelConfusion::new(y_true.ncols())?;
+    m.update(y_true, y_pred)?;
+    let mut out = Pairs::new();
+    push(&mut out, "subset_accuracy", m.subset_accuracy()?);
+    push(&mut out, "hamming_loss", m.hamming_loss()?);
+    for (name, avg) in [
+        ("micro", Average::Micro),
+        ("macro", Average::Macro),
+        ("weighted", Average::Weighted),
+        ("samples", Average::Samples),
+    ] {
+        let cfg = PrfConfig::new().average(avg);
+        let prf = m.precision_recall_fscore_support(&cfg)?;
+        push(&mut out, &format!("precision_{name}"), scalar(prf.precision));
+        push(&mut out, &format!("recall_{name}"), scalar(prf.recall));
+        push(&mut out, &format!("f1_{name}"), scalar(prf.f_score));
+        push(&mut out, &format!("jaccard_{name}"), scalar(m.jaccard_score(&cfg)?));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn binary_report_keys_and_values() {
+        let t = array![0, 0, 1, 1];
+        let s = array![0.1, 0.4, 0.35, 0.8];
+        let r = binary_report(t.view(), Some(s.view()), None, 0.5).unwrap();
+        let keys: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys[0], "accuracy");
+        assert_eq!(keys[keys.len() - 2..], ["roc_auc", "average_precision"]);
+        // Predictions [0, 0, 0, 1]: accuracy 3/4, recall 1/2.
+        assert_eq!(r[0].1, 0.75);
+        assert_eq!(r.iter().find(|(k, _)| k == "recall").unwrap().1, 0.5);
+        assert_eq!(r.iter().find(|(k, _)| k == "roc_auc").unwrap().1, 0.75);
+        assert!(binary_report(t.view(), None, None, 0.5).is_err());
+    }
+
+    #[test]
+    fn multiclass_report_skips_roc_auc_for_non_probabilities() {
+        let t = array![0, 1, 2, 2];
+        let s = array![[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 1.0, 2.0], [1.0, 0.0, 0.5]];
+        let r = multiclass_report(3, t.view(), Some(s.view()), None).unwrap();
+        assert!(r.iter().all(|(k, _)| !k.starts_with("roc_auc")));
+        assert_eq!(r[0], ("accuracy".to_string(), 0.75));
+        let p = s.mapv(f64::exp);
+        let p = &p / &p.sum_axis(ndarray::Axis(1)).insert_axis(ndarray::Axis(1));
+        let r = multiclass_report(3, t.view(), Some(p.view()), None).unwrap();
+        assert_eq!(r.last().unwrap().0, "roc_auc_ovo_weighted");
+    }
+
+    #[test]
+    fn multilabel_report_keys() {
+        let r = multilabel_report(array![[1, 0], [0, 1]].view(), array![[1, 0], [1, 1]].view()).unwrap();
+        assert_eq!(r[0], ("subset_accuracy".to_string(), 0.5));
+        assert_eq!(r[1], ("hamming_loss".to_string(), 0.25));
+        assert_eq!(r.len(), 2 + 4 * 4);
+    }
+}
