@@ -9,7 +9,7 @@ use losskit_tensor::{Real, Result};
 /// Class targets of a classification loss.
 #[derive(Clone, Copy, Debug)]
 pub enum Targets<'a, F> {
-    /// Integer class indices [N] in `0..C` (a loss with an `ignore_index` also accepts that value).
+    /// Integer class indices `[N]` in `0..C` (a loss with an `ignore_index` also accepts that value).
     Hard(ArrayView1<'a, i64>),
     /// Class probabilities [N, C] (each row non-negative; PyTorch does not require rows to sum to 1, nor do we).
     Soft(ArrayView2<'a, F>),
@@ -51,7 +51,7 @@ pub struct LossOutput<F, D: Dimension> {
 
 /// A multiclass loss on logits [N, C].
 pub trait ClassLoss<F: Real> {
-    /// Computes the loss of `logits` [N, C] against `targets`, with optional per-sample `weights` [N] (non-negative).
+    /// Computes the loss of `logits` [N, C] against `targets`, with optional non-negative per-sample `weights` `[N]`.
     ///
     /// # Errors
     /// Shape, finiteness, label-range and parameter errors, each naming the argument.
@@ -64,9 +64,9 @@ pub trait ClassLoss<F: Real> {
     ) -> Result<LossOutput<F, Ix2>>;
 }
 
-/// A binary loss on scores (logits) [N] with targets [N] in [0, 1].
+/// A binary loss on scores (logits) `[N]` with targets `[N]` in [0, 1].
 pub trait BinaryLoss<F: Real> {
-    /// Computes the loss of `scores` [N] against `targets` [N], with optional per-sample `weights` [N].
+    /// Computes the loss of `scores` `[N]` against `targets` `[N]`, with optional per-sample `weights` `[N]`.
     ///
     /// # Errors
     /// Shape, finiteness, target-range and parameter errors, each naming the argument.

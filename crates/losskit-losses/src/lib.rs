@@ -1,17 +1,56 @@
 //! Losses with analytic gradients (layer 1, over `losskit-tensor`).
 //!
-//! A loss is a plain config struct implementing one input-family trait ([`ClassLoss`], [`BinaryLoss`], ...);
-//! [`LOSSES`] lists every loss with its parameters and paper, and [`registry::find`] builds one by name.
+//! A loss is a plain config struct implementing one input-family trait: [`CrossEntropy`] and [`Focal`] are
+//! [`ClassLoss`]es on logits [N, C], [`BinaryCrossEntropy`] and [`SigmoidFocal`] are [`BinaryLoss`]es on scores `[N]`.
+//! Every `compute` returns a [`LossOutput`]: the reduced value, the per-sample values and, when asked, the gradient
+//! with respect to the logits or scores. [`LOSSES`] lists every loss with its parameters and paper, and
+//! [`registry::find`] builds one by name (what the `losskit loss` command and the shared test suites use).
+//!
+//! The multiclass losses run on one shared driver: a loss is a row kernel that computes a row's loss and gradient in
+//! one fused sweep (maximum, then exponentials and their sum, then the gradient); the driver validates the inputs,
+//! runs the rows in parallel with rayon in fixed chunks (so the value is the same bit for bit for any number of
+//! threads), applies per-sample weights and the [`Reduction`], and writes the gradient once, already scaled.
+//!
+//! ```
+//! use losskit_losses::{ClassLoss, CrossEntropy, Focal, Reduction, Targets};
+//! let logits = ndarray::array![[2.0_f64, 0.5, -1.0], [0.1, 0.2, 0.3], [1.0, 1.0, 1.0]];
+//! let labels = [0, 2, -100]; // -100 is ignored, as in PyTorch
+//! let ce = CrossEntropy::new().label_smoothing(0.1).compute(logits.view(), Targets::hard(&labels), None, true)?;
+//! assert!(ce.grad.is_some_and(|g| g.row(2).iter().all(|&v| v == 0.0)));
+//!
+//! // Focal loss with γ = 0 is cross-entropy.
+//! let plain = CrossEntropy::new().compute(logits.view(), Targets::hard(&labels), None, false)?;
+//! let focal = Focal::new().gamma(0.0).compute(logits.view(), Targets::hard(&labels), None, false)?;
+//! assert!((plain.value - focal.value).abs() < 1e-12);
+//!
+//! // The same loss by name, as the command line builds it.
+//! let entry = losskit_losses::registry::find("cross-entropy")?;
+//! let mut params = entry.params(&[("label_smoothing".into(), "0.1".into())])?;
+//! params.set_reduction(Reduction::Mean);
+//! let built = (entry.build)(&params)?;
+//! let loss = built.class.ok_or(losskit_losses::Error::Input { what: "no multiclass form".into() })?;
+//! let by_name = ClassLoss::<f64>::compute(loss.as_ref(), logits.view(), Targets::hard(&labels), None, false)?;
+//! assert_eq!(by_name.value, ce.value);
+//! # Ok::<(), losskit_losses::Error>(())
+//! ```
+//!
+//! # Features
+//! None: the crate is CPU-only; `losskit-cuda` offers the same configs on the GPU.
 //!
 //! This crate must never depend on the samplers, metrics, models, CUDA or CLI crates, print, or read files.
 #![doc(test(attr(deny(warnings))))]
 
+mod binary;
+mod classification;
 mod core;
 pub mod registry;
 
+pub use crate::binary::BinaryCrossEntropy;
+pub use crate::classification::{CrossEntropy, Focal, SigmoidFocal};
 pub use crate::core::{BinaryLoss, ClassLoss, DynBinaryLoss, DynClassLoss, LossOutput, Targets};
 pub use losskit_tensor::{Error, Real, Reduction, Result};
 pub use registry::{BuiltLoss, Family, LossEntry, ParamSpec, Params, Range};
 
 /// Every registered loss, in `losskit list` order.
-pub static LOSSES: &[LossEntry] = &[];
+pub static LOSSES: &[LossEntry] =
+    &[classification::cross_entropy::ENTRY, binary::binary_cross_entropy::ENTRY, classification::focal::ENTRY];

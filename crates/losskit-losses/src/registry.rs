@@ -1,7 +1,7 @@
 //! The registry: every loss once, with its family, parameters (defaults and ranges) and paper.
 //!
 //! `losskit list`, the `losskit loss` command, `docs/papers.md` checks and the shared test suites all read
-//! [`LOSSES`], so a new loss is one file plus one entry here.
+//! [`LOSSES`](crate::LOSSES), so a new loss is one file plus one entry here.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,13 +13,13 @@ use crate::core::{DynBinaryLoss, DynClassLoss};
 /// The input family of a loss (which arrays it reads).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
-    /// `logits` [N, C] + `targets` [N] or `soft_targets` [N, C].
+    /// `logits` [N, C] + `targets` `[N]` or `soft_targets` [N, C].
     Classification,
-    /// `scores` [N] + `targets` [N].
+    /// `scores` `[N]` + `targets` `[N]`.
     Binary,
     /// `logits` [N, L] + `targets` [N, L].
     MultiLabel,
-    /// `embeddings` [N, D] + `labels` [N].
+    /// `embeddings` [N, D] + `labels` `[N]`.
     Embedding,
     /// `embeddings` + `labels` + `proxies` [C, D].
     Proxy,
@@ -27,7 +27,7 @@ pub enum Family {
     Pair,
     /// Student `logits`, `teacher_logits`, `targets`.
     Distillation,
-    /// `predictions` [N] + `bags` [N] + `responses` [B].
+    /// `predictions` `[N]` + `bags` `[N]` + `responses` `[B]`.
     Bag,
 }
 
@@ -155,13 +155,8 @@ impl Params {
     /// # Errors
     /// [`Error::UnknownParameter`], [`Error::Parameter`] or [`Error::ParameterText`].
     pub fn parse(method: &'static str, specs: &'static [ParamSpec], pairs: &[(String, String)]) -> Result<Self> {
-        let mut p = Params {
-            method,
-            specs,
-            values: BTreeMap::new(),
-            vectors: BTreeMap::new(),
-            reduction: Reduction::Mean,
-        };
+        let mut p =
+            Params { method, specs, values: BTreeMap::new(), vectors: BTreeMap::new(), reduction: Reduction::Mean };
         for (k, v) in pairs {
             if k == "reduction" {
                 p.reduction = v.parse()?;

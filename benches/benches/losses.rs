@@ -1,0 +1,54 @@
+//! Criterion benches of the foundation losses on the shapes in `CLASS_SHAPES`: forward + backward (what a training
+//! step pays) and forward alone. Ids: `cross-entropy/f32/4096x1000`, `cross-entropy/f32-forward/4096x1000`, …
+//!
+//! ```text
+//! cargo bench -p losskit-benches --bench losses
+//! ```
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use losskit::losses::{BinaryCrossEntropy, BinaryLoss, ClassLoss, CrossEntropy, Focal, Targets};
+use losskit_benches::{CLASS_SHAPES, binary_batch, class_batch, settings};
+
+fn class_group(c: &mut Criterion, name: &str, loss: &dyn ClassLoss<f32>) {
+    let (samples, warm_up, measurement) = settings();
+    let mut group = c.benchmark_group(name);
+    group.sample_size(samples).warm_up_time(warm_up).measurement_time(measurement);
+    for &(n, k) in CLASS_SHAPES {
+        let (logits, labels) = class_batch::<f32>(n, k, 7);
+        group.throughput(Throughput::Elements((n * k) as u64));
+        let shape = format!("{n}x{k}");
+        group.bench_function(BenchmarkId::new("f32", &shape), |b| {
+            b.iter(|| loss.compute(black_box(logits.view()), Targets::hard(black_box(&labels)), None, true))
+        });
+        group.bench_function(BenchmarkId::new("f32-forward", &shape), |b| {
+            b.iter(|| loss.compute(black_box(logits.view()), Targets::hard(black_box(&labels)), None, false))
+        });
+    }
+    group.finish();
+}
+
+fn cross_entropy(c: &mut Criterion) {
+    class_group(c, "cross-entropy", &CrossEntropy::new());
+}
+
+fn focal(c: &mut Criterion) {
+    class_group(c, "focal", &Focal::new());
+}
+
+fn binary_cross_entropy(c: &mut Criterion) {
+    let (samples, warm_up, measurement) = settings();
+    let mut group = c.benchmark_group("binary-cross-entropy");
+    group.sample_size(samples).warm_up_time(warm_up).measurement_time(measurement);
+    let n = 1 << 20;
+    let (scores, targets) = binary_batch::<f32>(n, 7);
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function(BenchmarkId::new("f32", n), |b| {
+        b.iter(|| BinaryCrossEntropy::new().compute(black_box(scores.view()), black_box(targets.view()), None, true))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, cross_entropy, focal, binary_cross_entropy);
+criterion_main!(benches);

@@ -1,0 +1,333 @@
+//! The shared driver of the multiclass losses: validation, parallel rows, weights, reduction, gradient scaling.
+//!
+//! A loss supplies a [`RowKernel`]: for one logit row it returns the row loss ℓᵢ and writes c·∂ℓᵢ/∂zᵢ for a scale c
+//! the driver chooses. Because the Mean denominator is known before any row is computed (it depends on the
+//! targets and weights only), the kernel writes the final, reduced gradient in the same sweep that reads the row;
+//! there is no second pass over the gradient.
+//!
+//! Rows are cut into tasks of a fixed number of rows that depends on the shape only, each task sums its rows in
+//! order (in f64), and the task sums are added in task order, so the value is bit-for-bit the same whatever the
+//! number of threads.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix2};
+use rayon::prelude::*;
+
+use losskit_tensor::{Error, Real, Reduction, Result, check};
+
+use super::rowmath;
+use crate::core::{LossOutput, Targets};
+
+/// About this many logits per parallel task: large enough to amortise scheduling, small enough to balance two
+/// threads on small batches and keep a task's rows in L2.
+const TASK_ELEMS: usize = 16 * 1024;
+
+/// One multiclass loss, row by row. The driver guarantees: `z` is finite and non-empty, `max` is its maximum,
+/// `label < z.len()`, `target.len() == z.len()`, `grad.len() == z.len()` and holds zeros on entry.
+pub(crate) trait RowKernel<F: Real>: Sync {
+    /// The row's share of the Mean denominator for a (non-ignored) hard label: its class weight, or 1.
+    fn label_weight(&self, label: usize) -> F;
+    /// ℓᵢ of a row with a hard label; writes `scale`·∂ℓᵢ/∂z into `grad` when given.
+    fn hard(&self, z: &[F], max: F, label: usize, scale: F, grad: Option<&mut [F]>) -> F;
+    /// ℓᵢ of a row with a probability target; writes `scale`·∂ℓᵢ/∂z into `grad` when given.
+    fn soft(&self, z: &[F], max: F, target: &[F], scale: F, grad: Option<&mut [F]>) -> F;
+}
+
+/// What the driver needs to know besides the kernel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Setup {
+    /// Hard labels equal to this are skipped: zero loss, zero gradient, no share of the Mean denominator.
+    pub ignore_index: Option<i64>,
+    /// How per-sample values are reduced.
+    pub reduction: Reduction,
+}
+
+#[derive(Clone, Copy)]
+enum Rows<'a, F> {
+    Hard(&'a [i64]),
+    Soft(&'a [F]),
+}
+
+/// Everything a task reads.
+struct Ctx<'a, F, K> {
+    kernel: &'a K,
+    rows: Rows<'a, F>,
+    z_all: &'a [F],
+    c: usize,
+    weights: Option<&'a [F]>,
+    inv_denominator: f64,
+    ignore_index: Option<i64>,
+}
+
+struct Partial {
+    sum: f64,
+    bad_row: Option<usize>,
+}
+
+/// Runs `kernel` over every row of `logits`.
+///
+/// Reduction with per-sample weights sᵢ (1 when absent) and per-row denominators dᵢ (0 for an ignored label, the
+/// kernel's [`RowKernel::label_weight`] for a hard label, 1 for a soft target):
+/// ```text
+/// per_sampleᵢ = sᵢ·ℓᵢ     Mean = Σᵢ sᵢ·ℓᵢ / Σᵢ sᵢ·dᵢ     Sum = None = Σᵢ sᵢ·ℓᵢ
+/// ```
+///
+/// # Errors
+/// [`Error::Empty`] (N = 0), [`Error::Shape`] (C = 0, targets or weights of the wrong shape),
+/// [`Error::LabelOutOfRange`], [`Error::NonFinite`] (logits, soft targets, weights), [`Error::Degenerate`]
+/// (negative weight or probability; a Mean whose denominator is 0).
+pub(crate) fn run<F: Real, K: RowKernel<F>>(
+    kernel: &K,
+    setup: Setup,
+    logits: ArrayView2<'_, F>,
+    targets: Targets<'_, F>,
+    weights: Option<ArrayView1<'_, F>>,
+    grad: bool,
+) -> Result<LossOutput<F, Ix2>> {
+    let (n, c) = logits.dim();
+    check::non_empty("logits", n)?;
+    if c == 0 {
+        return Err(Error::Shape { arg: "logits", expected: "[N, C] with C ≥ 1".into(), got: vec![n, c] });
+    }
+    let labels_cow;
+    let soft_cow;
+    let rows = match targets {
+        Targets::Hard(t) => {
+            check::shape("targets", t.shape(), &[Some(n)])?;
+            check::labels("targets", t, c, setup.ignore_index)?;
+            labels_cow = standard(t);
+            Rows::Hard(contiguous(&labels_cow))
+        }
+        Targets::Soft(t) => {
+            check::shape("soft_targets", t.shape(), &[Some(n), Some(c)])?;
+            check::finite("soft_targets", &t)?;
+            if let Some((index, v)) = t.iter().enumerate().find(|(_, v)| **v < F::zero()) {
+                return Err(Error::Degenerate {
+                    what: format!("soft_targets: negative probability {v} at flat index {index}"),
+                });
+            }
+            soft_cow = standard(t);
+            Rows::Soft(contiguous(&soft_cow))
+        }
+    };
+    let weights_cow = match weights {
+        Some(w) => {
+            check::weights("weights", w, n)?;
+            Some(standard(w))
+        }
+        None => None,
+    };
+    let w: Option<&[F]> = weights_cow.as_ref().map(|w| contiguous(w));
+    let sample_weight = |i: usize| w.map_or(F::one(), |w| w[i]);
+
+    // The Mean denominator, known before any row is computed, so each row's gradient is final when written.
+    let inv_denominator = match setup.reduction {
+        Reduction::Mean => {
+            let mut d = 0.0_f64;
+            for i in 0..n {
+                let di = match rows {
+                    Rows::Hard(y) if Some(y[i]) == setup.ignore_index => continue,
+                    Rows::Hard(y) => kernel.label_weight(y[i] as usize),
+                    Rows::Soft(_) => F::one(),
+                };
+                d += (sample_weight(i) * di).f64();
+            }
+            if d.is_nan() || d <= 0.0 {
+                return Err(Error::Degenerate {
+                    what: "the mean is undefined: every target is ignored or has zero (sample × class) weight".into(),
+                });
+            }
+            1.0 / d
+        }
+        Reduction::Sum | Reduction::None => 1.0,
+    };
+
+    let logits_cow = standard(logits);
+    let z_all: &[F] = contiguous(&logits_cow);
+    let rows_per_task = (TASK_ELEMS / c).clamp(1, n);
+    let mut per_sample = vec![F::zero(); n];
+    let mut grad_buf: Option<Vec<F>> = grad.then(|| vec![F::zero(); n * c]);
+    let grad_chunks: Vec<Option<&mut [F]>> = match grad_buf.as_mut() {
+        Some(g) => g.chunks_mut(rows_per_task * c).map(Some).collect(),
+        None => (0..n.div_ceil(rows_per_task)).map(|_| None).collect(),
+    };
+
+    let ctx = Ctx { kernel, rows, z_all, c, weights: w, inv_denominator, ignore_index: setup.ignore_index };
+    let isa = Isa::detect();
+    let task = |(t, (ps, g)): (usize, (&mut [F], Option<&mut [F]>))| -> Partial {
+        isa.run_task(&ctx, t * rows_per_task, ps, g)
+    };
+
+    let jobs = per_sample.chunks_mut(rows_per_task).zip(grad_chunks);
+    let partials: Vec<Partial> = if n * c <= TASK_ELEMS {
+        jobs.enumerate().map(task).collect()
+    } else {
+        let jobs: Vec<_> = jobs.collect();
+        jobs.into_par_iter().enumerate().map(task).collect()
+    };
+
+    if let Some(row) = partials.iter().find_map(|p| p.bad_row) {
+        let z = &z_all[row * c..(row + 1) * c];
+        if let Some((j, v)) = z.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFinite { arg: "logits", index: row * c + j, value: v.f64() });
+        }
+    }
+    let total: f64 = partials.iter().map(|p| p.sum).sum();
+    let value = match setup.reduction {
+        Reduction::Mean => total * inv_denominator,
+        Reduction::Sum | Reduction::None => total,
+    };
+    let grad = match grad_buf {
+        Some(g) => Some(Array2::from_shape_vec((n, c), g).map_err(|e| internal(&e))?),
+        None => None,
+    };
+    Ok(LossOutput { value: F::c(value), per_sample: Some(Array1::from_vec(per_sample)), grad })
+}
+
+/// Rows `first..first + out.len()`: per-sample values into `out`, gradient rows into `grad`; the task's sum (f64, in
+/// row order) and its first row holding a non-finite logit.
+#[inline(always)]
+fn task<F: Real, K: RowKernel<F>>(
+    ctx: &Ctx<'_, F, K>,
+    first: usize,
+    out: &mut [F],
+    mut grad: Option<&mut [F]>,
+) -> Partial {
+    let c = ctx.c;
+    let mut partial = Partial { sum: 0.0, bad_row: None };
+    for (r, o) in out.iter_mut().enumerate() {
+        let i = first + r;
+        let z = &ctx.z_all[i * c..(i + 1) * c];
+        let (max, finite) = rowmath::max_and_finite(z);
+        if !finite {
+            partial.bad_row.get_or_insert(i);
+            continue;
+        }
+        let s = ctx.weights.map_or(F::one(), |w| w[i]);
+        let scale = F::c(s.f64() * ctx.inv_denominator);
+        let g_row = grad.as_deref_mut().map(|g| &mut g[r * c..(r + 1) * c]);
+        let loss = match ctx.rows {
+            Rows::Hard(y) if Some(y[i]) == ctx.ignore_index => continue,
+            Rows::Hard(y) => ctx.kernel.hard(z, max, y[i] as usize, scale, g_row),
+            Rows::Soft(t) => ctx.kernel.soft(z, max, &t[i * c..(i + 1) * c], scale, g_row),
+        };
+        *o = s * loss;
+        partial.sum += o.f64();
+    }
+    partial
+}
+
+/// The widest SIMD instruction set the CPU offers, detected at run time so that one portable binary vectorises the
+/// row sweeps with AVX-512 or AVX2 where available. Every path computes the same operations in the same order (Rust
+/// never contracts a·b + c into an FMA on its own), so results are bit-identical across paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    }
+
+    #[inline(always)]
+    fn run_task<F: Real, K: RowKernel<F>>(
+        self,
+        ctx: &Ctx<'_, F, K>,
+        first: usize,
+        out: &mut [F],
+        grad: Option<&mut [F]>,
+    ) -> Partial {
+        match self {
+            Isa::Baseline => task(ctx, first, out, grad),
+            // SAFETY: `detect` returned this variant only after checking that the CPU has these features.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { task_avx2(ctx, first, out, grad) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { task_avx512(ctx, first, out, grad) },
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn task_avx2<F: Real, K: RowKernel<F>>(
+    ctx: &Ctx<'_, F, K>,
+    first: usize,
+    out: &mut [F],
+    grad: Option<&mut [F]>,
+) -> Partial {
+    task(ctx, first, out, grad)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+fn task_avx512<F: Real, K: RowKernel<F>>(
+    ctx: &Ctx<'_, F, K>,
+    first: usize,
+    out: &mut [F],
+    grad: Option<&mut [F]>,
+) -> Partial {
+    task(ctx, first, out, grad)
+}
+
+/// The view itself when it is in standard (row-major, contiguous) layout, else a standard-layout copy.
+pub(crate) fn standard<'a, T: Clone, D: ndarray::Dimension>(
+    v: ndarray::ArrayView<'a, T, D>,
+) -> ndarray::CowArray<'a, T, D> {
+    if v.is_standard_layout() {
+        ndarray::CowArray::from(v)
+    } else {
+        ndarray::CowArray::from(v.as_standard_layout().into_owned())
+    }
+}
+
+/// The slice of a standard-layout array (always present: callers pass the result of `as_standard_layout`).
+pub(crate) fn contiguous<'a, T, D: ndarray::Dimension>(a: &'a ndarray::CowArray<'_, T, D>) -> &'a [T] {
+    debug_assert!(a.as_slice().is_some());
+    a.as_slice().unwrap_or(&[])
+}
+
+fn internal(e: &dyn std::fmt::Display) -> Error {
+    Error::Degenerate { what: format!("internal error: {e}") }
+}
+
+/// Converts config class weights (f64) to `F`, checking their count against C.
+pub(crate) fn class_weights<F: Real>(w: Option<&[f64]>, c: usize) -> Result<Option<Vec<F>>> {
+    match w {
+        None => Ok(None),
+        Some(w) => {
+            check::shape("class_weights", &[w.len()], &[Some(c)])?;
+            Ok(Some(w.iter().map(|&v| F::c(v)).collect()))
+        }
+    }
+}
+
+/// Checks a class-weight vector parameter: every entry finite and ≥ 0.
+pub(crate) fn check_class_weights(w: Option<&[f64]>) -> Result<()> {
+    if let Some(&v) = w.and_then(|w| w.iter().find(|v| !(v.is_finite() && **v >= 0.0))) {
+        return Err(Error::Parameter {
+            name: "class_weights",
+            value: v,
+            reason: "every class weight must be finite and ≥ 0",
+        });
+    }
+    Ok(())
+}
