@@ -1,1 +1,42 @@
-//! placeholder
+//! CUDA backend of losskit (beside layer 1, over `losskit-losses` and `losskit-tensor`): fused loss kernels through
+//! cudarc, compiled by NVRTC at first use.
+//!
+//! [`Gpu`] is one device (context, stream, kernel cache). [`Gpu::new`] returns [`Error::Device`] (never panics) when
+//! no driver or device is present, so code can fall back to the CPU. Losses take the same config structs as the CPU
+//! crate: [`Gpu::cross_entropy`] computes value, per-sample losses and logits gradient of a
+//! [`losskit_losses::CrossEntropy`] in one fused kernel, for `f32`, `bf16` and `f16` logits ([`GpuFloat`]) and
+//! `i64`/`i32` targets ([`GpuLabel`]); [`CrossEntropyBatch`] keeps a problem on the device to launch and time it
+//! repeatedly. [`kernel_sources`], [`compile_ptx`] and [`compile_cubin`] expose the CUDA C so that it can be checked
+//! with NVRTC on a machine without a GPU.
+//!
+//! ```
+//! use losskit_cuda::Gpu;
+//! use losskit_losses::CrossEntropy;
+//! match Gpu::new(0) {
+//!     Ok(gpu) => {
+//!         let logits = ndarray::array![[2.0_f32, 0.5, -1.0], [0.1, 0.2, 0.3]];
+//!         let targets = ndarray::array![0_i64, 2];
+//!         let out = gpu.cross_entropy(&CrossEntropy::default(), logits.view(), targets.view(), None, true)?;
+//!         assert!(out.value > 0.0 && out.grad.is_some());
+//!     }
+//!     Err(e) => println!("no GPU: {e}"),
+//! }
+//! # Ok::<(), losskit_cuda::Error>(())
+//! ```
+//!
+//! # Requirements
+//! Nothing CUDA is needed to build: cudarc loads `libcuda.so` and `libnvrtc.so.13` at run time (CUDA 13 API).
+//! Running needs an NVIDIA driver and NVRTC (from the CUDA toolkit or the `nvidia-cuda-nvrtc` PyPI wheel) on the
+//! loader path.
+#![doc(test(attr(deny(warnings))))]
+
+mod cross_entropy;
+mod device;
+mod dtype;
+mod kernels;
+
+pub use cross_entropy::CrossEntropyBatch;
+pub use device::{Gpu, compile_cubin, compile_ptx, driver_available, nvrtc_available};
+pub use dtype::{GpuFloat, GpuLabel};
+pub use kernels::kernel_sources;
+pub use losskit_tensor::{Error, Result};

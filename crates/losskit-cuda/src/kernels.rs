@@ -1,0 +1,12 @@
+//! CUDA C kernel sources, compiled by NVRTC at first use (see [`crate::Gpu`]).
+
+static SOURCES: &[(&str, &str)] = &[("cross_entropy", include_str!("kernels/cross_entropy.cu"))];
+
+/// Every kernel file as `(name, CUDA C source)`, so a test can compile each one with NVRTC without a GPU.
+pub fn kernel_sources() -> &'static [(&'static str, &'static str)] {
+    SOURCES
+}
+
+pub(crate) fn source(name: &str) -> Option<&'static str> {
+    SOURCES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}

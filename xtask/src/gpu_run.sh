@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# losskit GPU checks (written by `cargo xtask gpu-bundle`): runs this bundle's CUDA test executables, the fused
+# cross-entropy bench and, when python3 has CUDA PyTorch, the torch bench on the same shapes. Writes report.md here
+# and copies it, the logs and the bench tables into $OUT when that is set. Exit status 0 only if every check passed.
+set -u
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here"
+mkdir -p logs
+
+# libnvrtc.so.13 comes from the CUDA toolkit or from the nvidia-cuda-nvrtc wheel that PyTorch installs.
+nvrtc_dirs=""
+add_dir() { ls "$1"/libnvrtc.so* > /dev/null 2>&1 && nvrtc_dirs="$nvrtc_dirs:$1"; }
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64; do add_dir "$d"; done
+if command -v python3 > /dev/null; then
+  for d in $(python3 -c '
+import glob, site
+for p in site.getsitepackages() + [site.getusersitepackages()]:
+    for lib in glob.glob(p + "/nvidia/*/lib"):
+        print(lib)' 2> /dev/null); do add_dir "$d"; done
+fi
+nvrtc_dirs="${nvrtc_dirs#:}"
+export LD_LIBRARY_PATH="${nvrtc_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# On the GPU machine a missing device or NVRTC is a failure, not a skip.
+export LOSSKIT_REQUIRE_GPU=1 LOSSKIT_REQUIRE_NVRTC=1
+
+report="$here/report.md"
+failed=0
+{
+  echo "# losskit GPU report"
+  echo
+  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2> /dev/null | head -n 1)"
+  echo "- NVRTC folders: ${nvrtc_dirs:-none found}"
+  echo "- Bundle: $(head -n 1 README.txt)"
+  echo
+} > "$report"
+
+# check NAME COMMAND...: runs the command, keeps its output in logs/NAME.log, records the result and time.
+check() {
+  local name="$1"
+  shift
+  local start end rc secs status
+  start=$(date +%s.%N)
+  "$@" > "logs/$name.log" 2>&1
+  rc=$?
+  end=$(date +%s.%N)
+  secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+  if [ "$rc" -eq 0 ]; then status=PASS; else status="FAIL (exit $rc)"; failed=$((failed + 1)); fi
+  echo "$name: $status in ${secs} s"
+  {
+    echo "## $name: $status (${secs} s)"
+    echo
+    grep -E '^test result:' "logs/$name.log" | sed 's/^/    /'
+    skips=$(grep -c 'skipped:' "logs/$name.log")
+    if [ "$skips" -gt 0 ]; then echo "    $skips test(s) printed a skip line"; fi
+    echo
+    echo '```'
+    tail -n 80 "logs/$name.log"
+    echo '```'
+    echo
+  } >> "$report"
+}
+
+for t in ./test-*; do
+  check "$(basename "$t")" "$t" --test-threads=1 --nocapture
+done
+check ce-bench ./ce_bench --out ce_bench.md
+if python3 -c 'import torch; assert torch.cuda.is_available()' > /dev/null 2>&1; then
+  check torch-bench python3 ce_torch.py --out torch_bench.md
+else
+  printf '## torch-bench: skipped (no python3 with CUDA PyTorch)\n\n' >> "$report"
+fi
+for table in ce_bench.md torch_bench.md; do
+  if [ -f "$table" ]; then
+    cat "$table" >> "$report"
+    echo >> "$report"
+  fi
+done
+echo "Failed checks: $failed" >> "$report"
+if [ -n "${OUT:-}" ]; then
+  mkdir -p "$OUT"
+  cp -r "$report" logs "$OUT"/
+  for table in ce_bench.md torch_bench.md; do [ -f "$table" ] && cp "$table" "$OUT"/; done
+fi
+echo "report: $report ($failed failed)"
+[ "$failed" -eq 0 ]
