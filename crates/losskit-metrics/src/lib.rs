@@ -17,7 +17,15 @@
 //!
 //! Ranking: [`BinaryRanking`] (ROC curve, ROC-AUC with partial AUC, PR curve, average precision, exact, ties as
 //! scikit-learn), [`MulticlassRanking`] (one-vs-rest / one-vs-one) and the bounded-memory [`BinnedRanking`]
-//! (torchmetrics' fixed thresholds). [`summary`] builds the reports of `losskit metrics`. [`registry::METRICS`]
+//! (torchmetrics' fixed thresholds).
+//!
+//! Calibration: [`CalibrationError`] (expected / RMS / maximum calibration error with torchmetrics' binning, and the
+//! [`ReliabilityDiagram`]) and [`ProperScores`] (scikit-learn's Brier score and log loss). Multi-label ranking:
+//! [`LabelRanking`] (label ranking average precision, coverage error, ranking loss). Retrieval: exact [`knn`] by
+//! blocked GEMM, [`retrieval_metrics`] / [`RetrievalState`] (precision@1, R-precision, MAP@R, MAP, MRR as
+//! pytorch-metric-learning's `AccuracyCalculator`, plus Recall@K, Precision@K, NDCG) and Metrix's [`utilization`].
+//!
+//! [`summary`] builds the reports of `losskit metrics`. [`registry::METRICS`]
 //! lists every metric with its parameters and reference implementation.
 //!
 //! ```
@@ -52,18 +60,23 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod agreement;
+mod calibration;
 mod confusion;
+mod label_ranking;
 mod multilabel;
 mod prf;
 mod ranking;
 pub mod registry;
 mod report;
+mod retrieval;
 mod state;
 pub mod summary;
 mod topk;
 
 pub use agreement::{KappaConfig, KappaWeights};
+pub use calibration::{CalibrationError, CalibrationNorm, ProperScores, ReliabilityDiagram};
 pub use confusion::ConfusionMatrix;
+pub use label_ranking::LabelRanking;
 pub use losskit_tensor::{Error, Result};
 pub use multilabel::MultilabelConfusion;
 pub use prf::{Average, Labels, PrfConfig, PrfScores, Score, Undefined, ZeroDivision};
@@ -73,5 +86,9 @@ pub use ranking::{
 };
 pub use registry::{METRICS, MetricEntry, MetricParam};
 pub use report::{ClassificationReport, ReportConfig};
+pub use retrieval::{
+    Distance, Neighbors, RetrievalConfig, RetrievalK, RetrievalReport, RetrievalState, knn, retrieval_metrics,
+    utilization,
+};
 pub use state::MetricState;
 pub use topk::TopKAccuracy;

@@ -25,7 +25,7 @@ pub struct MetricEntry {
     /// One line.
     pub summary: &'static str,
     /// The reference implementation the values match: a scikit-learn function (`sklearn.metrics.f1_score`), or an
-    /// imbalanced-learn or torchmetrics one where scikit-learn has none.
+    /// imbalanced-learn, torchmetrics, pytorch-metric-learning or scipy one where scikit-learn has none.
     pub reference: &'static str,
     /// The inputs, with shapes.
     pub inputs: &'static str,
@@ -124,6 +124,42 @@ const THRESHOLDS: MetricParam = MetricParam {
     values: "≥ 2",
     summary: "number of evenly spaced thresholds in [0, 1] (or an increasing list through the Rust API)",
 };
+
+const N_BINS: MetricParam = MetricParam {
+    name: "n_bins",
+    default: "15",
+    values: "≥ 1",
+    summary: "equal-width confidence bins over [0, 1] (plus one for confidence 1, as torchmetrics)",
+};
+const NORM: MetricParam = MetricParam {
+    name: "norm",
+    default: "l1",
+    values: "l1 | l2 | max",
+    summary: "l1: expected calibration error, l2: RMS calibration error, max: maximum calibration error",
+};
+const RETRIEVAL_K: MetricParam = MetricParam {
+    name: "k",
+    default: "max_bin_count",
+    values: "all | max_bin_count | an integer ≥ 1",
+    summary: "neighbours examined (AccuracyCalculator's k; max_bin_count keeps MAP@R and R-precision exact)",
+};
+const DISTANCE: MetricParam = MetricParam {
+    name: "distance",
+    default: "euclidean",
+    values: "euclidean | cosine",
+    summary: "distance of the exact nearest-neighbour search",
+};
+const AVG_OF_AVGS: MetricParam = MetricParam {
+    name: "avg_of_avgs",
+    default: "false",
+    values: "true | false",
+    summary: "average per class first, then over classes",
+};
+const CALIBRATION_INPUTS: &str = "binary: y_true [N] in {0, 1}, y_prob [N] in [0, 1]; multiclass: y_prob [N, C]";
+const LABEL_RANKING_INPUTS: &str = "y_true [N, L] 0/1, y_score [N, L] finite";
+const RETRIEVAL_INPUTS: &str =
+    "embeddings [N, D] + labels [N], or query [Nq, D] + query_labels, reference [Nr, D] + reference_labels";
+const ACCURACY_CALCULATOR: &str = "pytorch_metric_learning.utils.accuracy_calculator.AccuracyCalculator";
 
 /// Every metric, in `losskit list` order.
 pub static METRICS: &[MetricEntry] = &[
@@ -311,6 +347,126 @@ pub static METRICS: &[MetricEntry] = &[
         api: "BinnedRanking::update / merge / roc_auc / average_precision",
         params: &[THRESHOLDS],
     },
+    MetricEntry {
+        name: "calibration-error",
+        summary: "expected (l1), RMS (l2) or maximum (max) gap between confidence and accuracy over confidence bins",
+        reference: "torchmetrics.functional.classification.binary_calibration_error",
+        inputs: CALIBRATION_INPUTS,
+        api: "CalibrationError::update_binary / update_multiclass / expected / maximum / calibration_error",
+        params: &[N_BINS, NORM],
+    },
+    MetricEntry {
+        name: "reliability-diagram",
+        summary: "per confidence bin: edges, mean confidence, accuracy and count",
+        reference: "torchmetrics.functional.classification.binary_calibration_error",
+        inputs: CALIBRATION_INPUTS,
+        api: "CalibrationError::reliability_diagram",
+        params: &[N_BINS],
+    },
+    MetricEntry {
+        name: "brier-score",
+        summary: "mean squared difference between the probabilities and the one-hot labels (halved for 2 columns)",
+        reference: "sklearn.metrics.brier_score_loss",
+        inputs: CALIBRATION_INPUTS,
+        api: "ProperScores::update_binary / update_multiclass / brier_score",
+        params: &[],
+    },
+    MetricEntry {
+        name: "log-loss",
+        summary: "mean negative log-probability of the true class, probabilities clipped to [eps, 1 - eps]",
+        reference: "sklearn.metrics.log_loss",
+        inputs: CALIBRATION_INPUTS,
+        api: "ProperScores::update_binary / update_multiclass / log_loss",
+        params: &[],
+    },
+    MetricEntry {
+        name: "label-ranking-average-precision",
+        summary: "mean over relevant labels of the fraction of relevant labels ranked at or above them",
+        reference: "sklearn.metrics.label_ranking_average_precision_score",
+        inputs: LABEL_RANKING_INPUTS,
+        api: "LabelRanking::update / label_ranking_average_precision",
+        params: &[],
+    },
+    MetricEntry {
+        name: "coverage-error",
+        summary: "how far down the ranking one must go to cover every relevant label",
+        reference: "sklearn.metrics.coverage_error",
+        inputs: LABEL_RANKING_INPUTS,
+        api: "LabelRanking::update / coverage_error",
+        params: &[],
+    },
+    MetricEntry {
+        name: "label-ranking-loss",
+        summary: "fraction of (relevant, irrelevant) label pairs ranked wrongly (ties count as wrong)",
+        reference: "sklearn.metrics.label_ranking_loss",
+        inputs: LABEL_RANKING_INPUTS,
+        api: "LabelRanking::update / label_ranking_loss",
+        params: &[],
+    },
+    MetricEntry {
+        name: "precision-at-1",
+        summary: "fraction of queries whose nearest reference embedding shares their label",
+        reference: ACCURACY_CALCULATOR,
+        inputs: RETRIEVAL_INPUTS,
+        api: "retrieval_metrics / RetrievalState (precision_at_1)",
+        params: &[DISTANCE, AVG_OF_AVGS],
+    },
+    MetricEntry {
+        name: "r-precision",
+        summary: "relevant rows among the R nearest / R, R = reference rows sharing the query's label",
+        reference: ACCURACY_CALCULATOR,
+        inputs: RETRIEVAL_INPUTS,
+        api: "retrieval_metrics / RetrievalState (r_precision)",
+        params: &[RETRIEVAL_K, DISTANCE, AVG_OF_AVGS],
+    },
+    MetricEntry {
+        name: "map-at-r",
+        summary: "mean average precision at R (Musgrave et al. 2020)",
+        reference: ACCURACY_CALCULATOR,
+        inputs: RETRIEVAL_INPUTS,
+        api: "retrieval_metrics / RetrievalState (map_at_r)",
+        params: &[RETRIEVAL_K, DISTANCE, AVG_OF_AVGS],
+    },
+    MetricEntry {
+        name: "retrieval-mean-average-precision",
+        summary: "precision summed at each hit within the k nearest, divided by R; and mean reciprocal rank",
+        reference: ACCURACY_CALCULATOR,
+        inputs: RETRIEVAL_INPUTS,
+        api: "retrieval_metrics / RetrievalState (mean_average_precision, mean_reciprocal_rank)",
+        params: &[RETRIEVAL_K, DISTANCE, AVG_OF_AVGS],
+    },
+    MetricEntry {
+        name: "recall-at-k",
+        summary: "fraction of queries with a reference row of their label among the K nearest; and precision@K",
+        reference: "pytorch_metric_learning.utils.accuracy_calculator.precision_at_k",
+        inputs: RETRIEVAL_INPUTS,
+        api: "retrieval_metrics / RetrievalState (recall_at, precision_at)",
+        params: &[RETRIEVAL_K, DISTANCE, AVG_OF_AVGS],
+    },
+    MetricEntry {
+        name: "retrieval-ndcg",
+        summary: "NDCG over the k nearest with binary relevance (same label)",
+        reference: "sklearn.metrics.ndcg_score",
+        inputs: RETRIEVAL_INPUTS,
+        api: "retrieval_metrics / RetrievalState (ndcg)",
+        params: &[RETRIEVAL_K, DISTANCE, AVG_OF_AVGS],
+    },
+    MetricEntry {
+        name: "knn",
+        summary: "exact k nearest neighbours by blocked GEMM (ties by index, self excluded on request)",
+        reference: "pytorch_metric_learning.utils.inference.CustomKNN",
+        inputs: "query [Nq, D], reference [Nr, D]",
+        api: "knn",
+        params: &[DISTANCE],
+    },
+    MetricEntry {
+        name: "utilization",
+        summary: "Metrix: mean Euclidean distance from each test embedding to its nearest training embedding",
+        reference: "scipy.spatial.distance.cdist",
+        inputs: "test [Nq, D], train [Nr, D]",
+        api: "utilization",
+        params: &[],
+    },
 ];
 
 /// The entry named `name`.
@@ -338,7 +494,9 @@ mod tests {
             assert!(kebab(e.name), "{}", e.name);
             assert!(seen.insert(e.name), "duplicate {}", e.name);
             assert!(
-                ["sklearn.metrics.", "imblearn.metrics.", "torchmetrics."].iter().any(|p| e.reference.starts_with(p)),
+                ["sklearn.metrics.", "imblearn.metrics.", "torchmetrics.", "pytorch_metric_learning.", "scipy."]
+                    .iter()
+                    .any(|p| e.reference.starts_with(p)),
                 "{}",
                 e.reference
             );
@@ -363,7 +521,11 @@ mod tests {
                 "adjusted" | "drop_intermediate" => p.default.parse::<bool>().is_ok(),
                 "weights" => p.default.parse::<crate::KappaWeights>().is_ok(),
                 "correction" | "max_fpr" => p.default.parse::<f64>().is_ok(),
-                "k" | "thresholds" => p.default.parse::<usize>().is_ok(),
+                "k" => p.default.parse::<usize>().is_ok() || p.default.parse::<crate::RetrievalK>().is_ok(),
+                "thresholds" | "n_bins" => p.default.parse::<usize>().is_ok(),
+                "norm" => p.default.parse::<crate::CalibrationNorm>().is_ok(),
+                "distance" => p.default.parse::<crate::Distance>().is_ok(),
+                "avg_of_avgs" => p.default.parse::<bool>().is_ok(),
                 "multi_class" => ["ovr", "ovo"].contains(&p.default),
                 other => panic!("parameter {other} has no parser test"),
             };

@@ -1,14 +1,14 @@
 //! One-call metric reports for the `losskit metrics` command: ordered `(key, value)` pairs whose keys are named
 //! after scikit-learn's functions and averaging (`accuracy`, `f1_macro`, `roc_auc`, `roc_auc_ovr_macro`,
-//! `average_precision`, `matthews_corrcoef`, …).
+//! `average_precision`, `matthews_corrcoef`, `ece`, `map_at_r`, …).
 
 use ndarray::{Array1, ArrayView1, ArrayView2};
 
 use losskit_tensor::{Error, Result, check};
 
 use crate::{
-    Average, BinaryRanking, ConfusionMatrix, KappaConfig, Labels, MulticlassRanking, MultilabelConfusion, PrfConfig,
-    Score, TopKAccuracy,
+    Average, BinaryRanking, CalibrationError, ConfusionMatrix, KappaConfig, LabelRanking, Labels, MulticlassRanking,
+    MultilabelConfusion, PrfConfig, ProperScores, RetrievalConfig, Score, TopKAccuracy, retrieval_metrics,
 };
 
 type Pairs = Vec<(String, f64)>;
@@ -40,6 +40,7 @@ pub fn binary_report(
     let pred: Array1<i64> = match (y_pred, y_score) {
         (Some(p), _) => p.to_owned(),
         (None, Some(s)) => {
+            check::shape("y_score", s.shape(), &[Some(y_true.len())])?;
             check::finite("y_score", &s)?;
             s.mapv(|v| (v >= threshold) as i64)
         }
@@ -90,6 +91,7 @@ pub fn multiclass_report(
     let pred: Array1<i64> = match (y_pred, y_score) {
         (Some(p), _) => p.to_owned(),
         (None, Some(s)) => {
+            check::shape("y_score", s.shape(), &[Some(y_true.len()), Some(n_classes)])?;
             check::finite("y_score", &s)?;
             s.rows()
                 .into_iter()
@@ -173,6 +175,71 @@ pub fn multilabel_report(y_true: ArrayView2<'_, i64>, y_pred: ArrayView2<'_, i64
     Ok(out)
 }
 
+/// Calibration keys for binary probabilities of class 1 `y_prob` \[N\] in \[0, 1\]: `brier_score_loss`, `log_loss`,
+/// `ece`, `mce` (15 bins, torchmetrics' binary convention).
+///
+/// # Errors
+/// The errors of [`ProperScores::update_binary`] and [`CalibrationError::update_binary`] (a value outside \[0, 1\]
+/// included).
+pub fn binary_calibration_report(y_true: ArrayView1<'_, i64>, y_prob: ArrayView1<'_, f64>) -> Result<Pairs> {
+    let mut ps = ProperScores::new();
+    ps.update_binary(y_true, y_prob)?;
+    let mut ce = CalibrationError::new(15)?;
+    ce.update_binary(y_true, y_prob)?;
+    calibration_pairs(&ps, &ce)
+}
+
+/// Calibration keys for multiclass probabilities `y_prob` \[N, C\] in \[0, 1\]: `brier_score_loss`, `log_loss`,
+/// `ece`, `mce` (15 bins on the top-1 confidence).
+///
+/// # Errors
+/// The errors of [`ProperScores::update_multiclass`] and [`CalibrationError::update_multiclass`].
+pub fn multiclass_calibration_report(y_true: ArrayView1<'_, i64>, y_prob: ArrayView2<'_, f64>) -> Result<Pairs> {
+    let mut ps = ProperScores::new();
+    ps.update_multiclass(y_true, y_prob)?;
+    let mut ce = CalibrationError::new(15)?;
+    ce.update_multiclass(y_true, y_prob)?;
+    calibration_pairs(&ps, &ce)
+}
+
+fn calibration_pairs(ps: &ProperScores, ce: &CalibrationError) -> Result<Pairs> {
+    let mut out = Pairs::new();
+    push(&mut out, "brier_score_loss", ps.brier_score()?);
+    push(&mut out, "log_loss", ps.log_loss()?);
+    push(&mut out, "ece", ce.expected()?);
+    push(&mut out, "mce", ce.maximum()?);
+    Ok(out)
+}
+
+/// Multi-label ranking keys from indicators `y_true` and scores `y_score` \[N, L\]:
+/// `label_ranking_average_precision_score`, `coverage_error`, `label_ranking_loss`.
+///
+/// # Errors
+/// The errors of [`LabelRanking::update`].
+pub fn multilabel_ranking_report(y_true: ArrayView2<'_, i64>, y_score: ArrayView2<'_, f64>) -> Result<Pairs> {
+    let mut r = LabelRanking::new(y_true.ncols())?;
+    r.update(y_true, y_score)?;
+    let mut out = Pairs::new();
+    push(&mut out, "label_ranking_average_precision_score", r.label_ranking_average_precision()?);
+    push(&mut out, "coverage_error", r.coverage_error()?);
+    push(&mut out, "label_ranking_loss", r.label_ranking_loss()?);
+    Ok(out)
+}
+
+/// Retrieval keys ([`RetrievalReport::to_pairs`](crate::RetrievalReport::to_pairs): `precision_at_1`,
+/// `r_precision`, `map_at_r`, …) of `query` rows against `reference` rows, or against themselves without a reference.
+///
+/// # Errors
+/// The errors of [`retrieval_metrics`].
+pub fn retrieval_report(
+    query: ArrayView2<'_, f64>,
+    query_labels: ArrayView1<'_, i64>,
+    reference: Option<(ArrayView2<'_, f64>, ArrayView1<'_, i64>)>,
+    cfg: &RetrievalConfig,
+) -> Result<Pairs> {
+    Ok(retrieval_metrics(query, query_labels, reference, cfg)?.to_pairs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +271,19 @@ mod tests {
         let p = &p / &p.sum_axis(ndarray::Axis(1)).insert_axis(ndarray::Axis(1));
         let r = multiclass_report(3, t.view(), Some(p.view()), None).unwrap();
         assert_eq!(r.last().unwrap().0, "roc_auc_ovo_weighted");
+    }
+
+    #[test]
+    fn calibration_and_ranking_keys() {
+        let r = binary_calibration_report(array![0, 1].view(), array![0.25, 1.0].view()).unwrap();
+        let keys: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["brier_score_loss", "log_loss", "ece", "mce"]);
+        assert_eq!(r[0].1, 0.03125);
+        assert!(binary_calibration_report(array![0].view(), array![1.5].view()).is_err());
+        let r =
+            multilabel_ranking_report(array![[1, 0], [0, 1]].view(), array![[0.9, 0.1], [0.8, 0.2]].view()).unwrap();
+        assert_eq!(r[0], ("label_ranking_average_precision_score".to_string(), 0.75));
+        assert_eq!(r[2], ("label_ranking_loss".to_string(), 0.5));
     }
 
     #[test]

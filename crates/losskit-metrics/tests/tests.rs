@@ -1,8 +1,10 @@
 //! Integration tests of losskit-metrics (one binary: see `autotests = false` in Cargo.toml).
 
 mod bad_input;
+mod calibration;
 mod extra;
 mod merge;
 mod ranking;
+mod retrieval;
 mod sklearn;
 mod util;
