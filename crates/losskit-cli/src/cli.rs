@@ -11,7 +11,7 @@ use std::io;
 
 use clap::{Parser, Subcommand};
 
-use crate::{arena, list, loss};
+use crate::{arena, list, loss, metrics};
 
 /// Losses with analytic gradients, samplers and metrics for imbalanced, noisy and metric learning.
 ///
@@ -38,6 +38,8 @@ pub enum Command {
     Loss(loss::LossArgs),
     /// List every loss, sampler and metric with its parameters, defaults, ranges and paper.
     List(list::ListArgs),
+    /// Report classification, calibration and retrieval metrics from a CSV or .npz file.
+    Metrics(metrics::MetricsArgs),
 }
 
 /// Parses `args` (the first being the program name) and runs the subcommand.
@@ -67,6 +69,7 @@ where
         Command::Arena(args) => arena::run(args),
         Command::Loss(args) => loss::run(args),
         Command::List(args) => list::run(args),
+        Command::Metrics(args) => metrics::run(args),
     }
 }
 

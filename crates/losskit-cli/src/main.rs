@@ -7,6 +7,7 @@ mod arena;
 mod cli;
 mod list;
 mod loss;
+mod metrics;
 mod npz;
 
 use std::io::Write;
