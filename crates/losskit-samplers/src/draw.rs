@@ -22,6 +22,13 @@ pub(crate) trait Draws {
 
     /// One standard normal draw (NumPy's `randn`, one element).
     fn normal(&mut self) -> f64;
+
+    /// `size` integers uniform in `0..high` (NumPy's `randint(0, high, size)`). Callers guarantee `high > 0` when
+    /// `size > 0`.
+    fn integers(&mut self, high: usize, size: usize) -> Vec<usize>;
+
+    /// `size` floats uniform in `[low, high)` (NumPy's `uniform(low, high, size)`).
+    fn uniform(&mut self, low: f64, high: f64, size: usize) -> Vec<f64>;
 }
 
 /// Draws from a `Xoshiro256PlusPlus` seeded with `seed_from_u64`: one stream per `fit_resample` call, consumed in a
@@ -57,6 +64,18 @@ impl Draws for RngDraws {
     fn normal(&mut self) -> f64 {
         self.0.sample(StandardNormal)
     }
+
+    fn integers(&mut self, high: usize, size: usize) -> Vec<usize> {
+        if high == 0 {
+            return Vec::new();
+        }
+        (0..size).map(|_| self.0.random_range(0..high)).collect()
+    }
+
+    fn uniform(&mut self, low: f64, high: f64, size: usize) -> Vec<f64> {
+        // `random::<f64>()` is uniform in [0, 1) with 53 random bits.
+        (0..size).map(|_| low + (high - low) * self.0.random::<f64>()).collect()
+    }
 }
 
 /// The stub random state of `tools/fixtures/gen_samplers.py` (`StubRandomState`), for the parity tests.
@@ -64,6 +83,8 @@ impl Draws for RngDraws {
 #[derive(Default)]
 pub(crate) struct Stub {
     k: usize,
+    /// Uniform draws made so far (`tools/fixtures/gen_smote.py`'s `StubRandomState.u`).
+    u: usize,
 }
 
 #[cfg(test)]
@@ -76,6 +97,17 @@ impl Draws for Stub {
         let v = 1.5 * (1.7 * self.k as f64 + 0.3).sin();
         self.k += 1;
         v
+    }
+
+    fn integers(&mut self, high: usize, size: usize) -> Vec<usize> {
+        (0..size).map(|i| (7 * i + 3) % high).collect()
+    }
+
+    fn uniform(&mut self, low: f64, high: f64, size: usize) -> Vec<f64> {
+        let out =
+            (0..size).map(|i| low + (high - low) * (((self.u + i) as f64 * 0.6180339887498949 + 0.1) % 1.0)).collect();
+        self.u += size;
+        out
     }
 }
 
@@ -103,6 +135,24 @@ pub(crate) fn class_members(y: ArrayView1<'_, i64>) -> BTreeMap<i64, Vec<usize>>
 /// The class counts of [`class_members`] (one pass over `y` serves both).
 pub(crate) fn counts_of(members: &BTreeMap<i64, Vec<usize>>) -> crate::ClassCounts {
     members.iter().map(|(&c, rows)| (c, rows.len())).collect()
+}
+
+/// The output size `(rows, rows · D)` of `n` input rows plus `extra` new rows, or an error when it cannot be held in
+/// memory's address space (per-class counts are caller input: refuse rather than panic on a capacity overflow).
+pub(crate) fn output_size(n: usize, extra: usize, d: usize) -> Result<(usize, usize)> {
+    n.checked_add(extra)
+        .and_then(|t| Some((t, t.checked_mul(d)?)))
+        .filter(|&(_, len)| len <= isize::MAX as usize / 8)
+        .ok_or_else(|| Error::Degenerate {
+            what: format!("sampling_strategy: the resampled set ({n} + {extra} rows of {d} features) is too large"),
+        })
+}
+
+/// The rows `idx` of `x` as a new standard-layout matrix.
+pub(crate) fn gather(x: ArrayView2<'_, f64>, idx: &[usize]) -> Result<Array2<f64>> {
+    let mut data = Vec::with_capacity(idx.len() * x.ncols());
+    push_rows(&mut data, x, idx);
+    matrix(data, x.ncols())
 }
 
 /// Builds an output matrix [rows / D, D] from a row-major buffer.

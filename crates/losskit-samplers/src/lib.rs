@@ -5,7 +5,11 @@
 //! labels `[N]` and returns a [`Resampled`] set (with `sample_indices` where the method keeps original rows).
 //! [`SamplingStrategy`] is imbalanced-learn's `sampling_strategy` (which classes, how many samples), resolved by
 //! [`SamplingStrategy::resolve`] / [`check_sampling_strategy`] exactly as imbalanced-learn does, errors included.
-//! The samplers are [`RandomOverSampler`] (bootstrap or smoothed bootstrap) and [`RandomUnderSampler`];
+//! The samplers are the over-samplers [`RandomOverSampler`] (bootstrap or smoothed bootstrap), [`Smote`],
+//! [`BorderlineSmote`] and [`Adasyn`]; the under-samplers [`RandomUnderSampler`] and [`NearMiss`]; the cleaners
+//! [`TomekLinks`] and [`EditedNearestNeighbours`]; and the combinations [`SmoteTomek`] and [`SmoteEnn`]. Every
+//! neighbourhood comes from [`knn`], an exact, deterministic, parallel k-nearest-neighbour search (blocked GEMM
+//! candidates re-ranked by direct distances; ties by index) with scikit-learn's neighbour sets.
 //! [`compute_class_weight_balanced`] and [`effective_number_weights`] give class weights for re-weighting instead.
 //! [`SAMPLERS`] lists every sampler with its parameters and paper, and [`registry::find`] builds one by name.
 //!
@@ -25,10 +29,12 @@
 //! # Ok::<(), losskit_samplers::Error>(())
 //! ```
 //!
-//! Randomness comes from a `Xoshiro256PlusPlus` seeded with the `seed` argument; outputs depend on the seed only,
-//! never on the thread count. NumPy's random stream is not reproduced, so which rows are drawn differs from
-//! imbalanced-learn for the same seed; class counts, output order and every deterministic choice are identical
-//! (tested against fixtures from `tools/fixtures/gen_samplers.py`).
+//! Randomness comes from a `Xoshiro256PlusPlus` seeded with the `seed` argument, drawn serially (points are then
+//! computed in parallel); outputs depend on the seed only, never on the thread count. NumPy's random stream is not
+//! reproduced, so which rows are drawn differs from imbalanced-learn for the same seed; class counts, output order
+//! and every deterministic choice are identical (tested against fixtures from `tools/fixtures/gen_samplers.py` and
+//! `tools/fixtures/gen_smote.py`, which drive imbalanced-learn with stub draws so that SMOTE, Borderline-SMOTE,
+//! ADASYN and the combinations are compared bit for bit).
 //!
 //! This crate must never depend on the losses, metrics, models, CUDA or CLI crates, print, or read files.
 //!
@@ -36,25 +42,40 @@
 //! None.
 #![doc(test(attr(deny(warnings))))]
 
+mod adasyn;
+mod borderline_smote;
 mod class_weight;
+mod combine;
 mod draw;
+mod edited_nearest_neighbours;
+pub mod knn;
+mod near_miss;
 mod random_over;
 mod random_under;
 pub mod registry;
+mod smote;
 mod strategy;
 #[cfg(test)]
 mod testutil;
+mod tomek_links;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
+pub use adasyn::Adasyn;
+pub use borderline_smote::{BorderlineKind, BorderlineSmote};
 pub use class_weight::{
     compute_class_weight_balanced, compute_class_weight_balanced_weighted, effective_number_weights,
 };
+pub use combine::{SmoteEnn, SmoteTomek};
+pub use edited_nearest_neighbours::{EditedNearestNeighbours, KindSel};
 pub use losskit_tensor::{Error, Result};
+pub use near_miss::NearMiss;
 pub use random_over::RandomOverSampler;
 pub use random_under::RandomUnderSampler;
 pub use registry::{BuildSampler, SAMPLERS, SamplerEntry, SamplerParam};
+pub use smote::Smote;
 pub use strategy::{ClassCounts, SamplingKind, SamplingStrategy, check_sampling_strategy, class_counts};
+pub use tomek_links::TomekLinks;
 
 /// The output of a sampler.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::{Error, RandomOverSampler, RandomUnderSampler, Result, Sampler, SamplingKind, SamplingStrategy};
+use crate::{
+    Adasyn, BorderlineSmote, EditedNearestNeighbours, Error, NearMiss, RandomOverSampler, RandomUnderSampler, Result,
+    Sampler, SamplingKind, SamplingStrategy, Smote, SmoteEnn, SmoteTomek, TomekLinks,
+};
 
 /// One parameter of a registered sampler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +74,18 @@ impl SamplerEntry {
 }
 
 /// Every registered sampler, in `losskit list` order.
-pub static SAMPLERS: &[SamplerEntry] = &[RANDOM_OVER, RANDOM_UNDER];
+pub static SAMPLERS: &[SamplerEntry] = &[
+    RANDOM_OVER,
+    RANDOM_UNDER,
+    SMOTE,
+    BORDERLINE_SMOTE,
+    ADASYN,
+    TOMEK_LINKS,
+    EDITED_NEAREST_NEIGHBOURS,
+    NEAR_MISS,
+    SMOTE_TOMEK,
+    SMOTE_ENN,
+];
 
 /// Finds a registered sampler by name.
 ///
@@ -83,6 +97,8 @@ pub fn find(name: &str) -> Result<&'static SamplerEntry> {
 
 const STRATEGY_RANGE: &str = "auto | minority | majority | not minority | not majority | all | ratio in (0, 1] | \
                               counts such as 0:100,2:50";
+
+const CLEAN_RANGE: &str = "auto | majority | not minority | not majority | all | class list such as [0,2]";
 
 /// `key=value` pairs checked against a sampler's parameters, defaults filled in on read.
 struct Values<'a> {
@@ -125,6 +141,19 @@ impl<'a> Values<'a> {
                 reason: "expected a number or none".into(),
             }),
         }
+    }
+
+    fn count(&self, name: &'static str) -> Result<usize> {
+        let v = self.raw(name).trim();
+        v.parse().map_err(|_| Error::ParameterText {
+            name: name.into(),
+            value: v.into(),
+            reason: "expected a whole number ≥ 1".into(),
+        })
+    }
+
+    fn parsed<T: std::str::FromStr<Err = Error>>(&self, name: &'static str) -> Result<T> {
+        self.raw(name).parse()
     }
 
     fn bool(&self, name: &'static str) -> Result<bool> {
@@ -201,6 +230,190 @@ const RANDOM_UNDER: SamplerEntry = SamplerEntry {
     },
 };
 
+const fn param(name: &'static str, default: &'static str, range: &'static str, help: &'static str) -> SamplerParam {
+    SamplerParam { name, default, range, help }
+}
+
+const OVER_STRATEGY: SamplerParam =
+    param("sampling_strategy", "auto", STRATEGY_RANGE, "classes to grow and their target counts; auto = not majority");
+const CLEAN_STRATEGY: SamplerParam =
+    param("sampling_strategy", "auto", CLEAN_RANGE, "classes to clean; auto = not minority");
+const K_NEIGHBORS: SamplerParam =
+    param("k_neighbors", "5", "integer ≥ 1", "nearest same-class neighbours to interpolate towards");
+
+const SMOTE_PARAMS: &[SamplerParam] = &[OVER_STRATEGY, K_NEIGHBORS];
+
+const SMOTE: SamplerEntry = SamplerEntry {
+    name: "smote",
+    kind: SamplingKind::Over,
+    summary: "synthetic minority over-sampling by interpolation towards k nearest same-class neighbours",
+    paper: "chawla2002smote",
+    reference: "Chawla, Bowyer, Hall, Kegelmeyer (2002), SMOTE: Synthetic Minority Over-sampling Technique, JAIR 16",
+    params: SMOTE_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("smote", SMOTE_PARAMS, pairs)?;
+        let s = Smote::new().sampling_strategy(v.strategy()?).k_neighbors(v.count("k_neighbors")?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
+const BORDERLINE_PARAMS: &[SamplerParam] = &[
+    OVER_STRATEGY,
+    K_NEIGHBORS,
+    param("m_neighbors", "10", "integer ≥ 1", "neighbours over all classes deciding danger / noise"),
+    param("kind", "borderline-1", "borderline-1 | borderline-2", "2 also interpolates towards other classes"),
+];
+
+const BORDERLINE_SMOTE: SamplerEntry = SamplerEntry {
+    name: "borderline-smote",
+    kind: SamplingKind::Over,
+    summary: "SMOTE from the minority samples on the class border (danger set) only",
+    paper: "han2005borderline",
+    reference: "Han, Wang, Mao (2005), Borderline-SMOTE: A New Over-Sampling Method in Imbalanced Data Sets \
+                Learning, ICIC, LNCS 3644",
+    params: BORDERLINE_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("borderline-smote", BORDERLINE_PARAMS, pairs)?;
+        let s = BorderlineSmote::new()
+            .sampling_strategy(v.strategy()?)
+            .k_neighbors(v.count("k_neighbors")?)
+            .m_neighbors(v.count("m_neighbors")?)
+            .kind(v.parsed("kind")?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
+const ADASYN_PARAMS: &[SamplerParam] =
+    &[OVER_STRATEGY, param("n_neighbors", "5", "integer ≥ 1", "neighbours measuring hardness and interpolated to")];
+
+const ADASYN: SamplerEntry = SamplerEntry {
+    name: "adasyn",
+    kind: SamplingKind::Over,
+    summary: "adaptive synthetic sampling: more new samples near minority samples surrounded by other classes",
+    paper: "he2008adasyn",
+    reference: "He, Bai, Garcia, Li (2008), ADASYN: Adaptive Synthetic Sampling Approach for Imbalanced Learning, \
+                IJCNN",
+    params: ADASYN_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("adasyn", ADASYN_PARAMS, pairs)?;
+        let s = Adasyn::new().sampling_strategy(v.strategy()?).n_neighbors(v.count("n_neighbors")?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
+const TOMEK_PARAMS: &[SamplerParam] = &[CLEAN_STRATEGY];
+
+const TOMEK_LINKS: SamplerEntry = SamplerEntry {
+    name: "tomek-links",
+    kind: SamplingKind::Clean,
+    summary: "removes the targeted members of Tomek links (mutual nearest neighbours of different classes)",
+    paper: "tomek1976two",
+    reference: "Tomek (1976), Two Modifications of CNN, IEEE Transactions on Systems, Man, and Cybernetics 6(11)",
+    params: TOMEK_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("tomek-links", TOMEK_PARAMS, pairs)?;
+        let s = TomekLinks::new().sampling_strategy(v.strategy()?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
+const ENN_PARAMS: &[SamplerParam] = &[
+    CLEAN_STRATEGY,
+    param("n_neighbors", "3", "integer ≥ 1", "size of the neighbourhood"),
+    param("kind_sel", "all", "all | mode", "keep a sample if all / the most frequent of its neighbours agree"),
+];
+
+const EDITED_NEAREST_NEIGHBOURS: SamplerEntry = SamplerEntry {
+    name: "edited-nearest-neighbours",
+    kind: SamplingKind::Clean,
+    summary: "removes the targeted samples whose nearest neighbours disagree with their class",
+    paper: "wilson1972asymptotic",
+    reference: "Wilson (1972), Asymptotic Properties of Nearest Neighbor Rules Using Edited Data, IEEE Transactions \
+                on Systems, Man, and Cybernetics 2(3)",
+    params: ENN_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("edited-nearest-neighbours", ENN_PARAMS, pairs)?;
+        let s = EditedNearestNeighbours::new()
+            .sampling_strategy(v.strategy()?)
+            .n_neighbors(v.count("n_neighbors")?)
+            .kind_sel(v.parsed("kind_sel")?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
+const NEAR_MISS_PARAMS: &[SamplerParam] = &[
+    param("sampling_strategy", "auto", STRATEGY_RANGE, "classes to shrink and the counts to keep; auto = not minority"),
+    param("version", "1", "1 | 2 | 3", "1: nearest to the minority on average; 2: farthest minority; 3: two steps"),
+    param("n_neighbors", "3", "integer ≥ 1", "minority neighbours averaged over"),
+    param("n_neighbors_ver3", "3", "integer ≥ 1", "version 3: neighbours of each minority sample kept as candidates"),
+];
+
+const NEAR_MISS: SamplerEntry = SamplerEntry {
+    name: "near-miss",
+    kind: SamplingKind::Under,
+    summary: "under-sampling keeping the samples closest to the minority class (versions 1-3)",
+    paper: "mani2003knn",
+    reference: "Mani, Zhang (2003), kNN Approach to Unbalanced Data Distributions: A Case Study Involving \
+                Information Extraction, ICML Workshop on Learning from Imbalanced Datasets",
+    params: NEAR_MISS_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("near-miss", NEAR_MISS_PARAMS, pairs)?;
+        let version = v.count("version")?;
+        let s = NearMiss::new()
+            .sampling_strategy(v.strategy()?)
+            .version(u8::try_from(version).unwrap_or(u8::MAX))
+            .n_neighbors(v.count("n_neighbors")?)
+            .n_neighbors_ver3(v.count("n_neighbors_ver3")?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
+const SMOTE_TOMEK: SamplerEntry = SamplerEntry {
+    name: "smote-tomek",
+    kind: SamplingKind::Over,
+    summary: "SMOTE, then removal of both members of every Tomek link",
+    paper: "batista2004study",
+    reference: "Batista, Prati, Monard (2004), A Study of the Behavior of Several Methods for Balancing Machine \
+                Learning Training Data, SIGKDD Explorations 6(1)",
+    params: SMOTE_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("smote-tomek", SMOTE_PARAMS, pairs)?;
+        let s = SmoteTomek::new().sampling_strategy(v.strategy()?).k_neighbors(v.count("k_neighbors")?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
+const SMOTE_ENN_PARAMS: &[SamplerParam] = &[
+    OVER_STRATEGY,
+    K_NEIGHBORS,
+    param("n_neighbors", "3", "integer ≥ 1", "ENN step: size of the neighbourhood"),
+    param("kind_sel", "all", "all | mode", "ENN step: agreement rule"),
+];
+
+const SMOTE_ENN: SamplerEntry = SamplerEntry {
+    name: "smote-enn",
+    kind: SamplingKind::Over,
+    summary: "SMOTE, then edited nearest neighbours on every class",
+    paper: "batista2004study",
+    reference: "Batista, Prati, Monard (2004), A Study of the Behavior of Several Methods for Balancing Machine \
+                Learning Training Data, SIGKDD Explorations 6(1)",
+    params: SMOTE_ENN_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("smote-enn", SMOTE_ENN_PARAMS, pairs)?;
+        let mut s = SmoteEnn::new().sampling_strategy(v.strategy()?).k_neighbors(v.count("k_neighbors")?);
+        s.enn = s.enn.n_neighbors(v.count("n_neighbors")?).kind_sel(v.parsed("kind_sel")?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +440,7 @@ mod tests {
         for e in SAMPLERS {
             assert!(e.build_default().is_ok(), "{}", e.name);
             for p in e.params {
-                assert!(p.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{}", p.name);
+                assert!(p.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{}", p.name);
                 // each default given explicitly builds too
                 assert!(e.build_with(&kv(&[(p.name, p.default)])).is_ok(), "{} {}", e.name, p.name);
             }

@@ -24,12 +24,17 @@ fn matrix(v: &Value) -> Array2<f64> {
     Array2::from_shape_vec((rows.len(), d), rows.concat()).unwrap()
 }
 
-fn floats(v: &Value) -> Vec<f64> {
+pub(crate) fn floats(v: &Value) -> Vec<f64> {
     v.as_array().unwrap().iter().map(|e| e.as_f64().unwrap()).collect()
 }
 
-fn ints(v: &Value) -> Vec<i64> {
+pub(crate) fn ints(v: &Value) -> Vec<i64> {
     v.as_array().unwrap().iter().map(|e| e.as_i64().unwrap()).collect()
+}
+
+/// A JSON array of rows as a matrix.
+pub(crate) fn floats_matrix(v: &Value) -> Array2<f64> {
+    matrix(v)
 }
 
 pub(crate) fn load_cases(name: &str) -> Vec<Case> {

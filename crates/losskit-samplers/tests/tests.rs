@@ -3,4 +3,6 @@
 mod class_weight;
 mod common;
 mod invariants;
+mod knn;
+mod smote;
 mod strategy;

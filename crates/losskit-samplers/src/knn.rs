@@ -1,0 +1,585 @@
+//! Exact k-nearest neighbours (Euclidean) by blocked brute force: GEMM candidates, exact re-ranking.
+//!
+//! Every sampler that looks at neighbourhoods (SMOTE and its variants, ADASYN, Tomek links, ENN, NearMiss) asks this
+//! module. The search is exact and deterministic:
+//!
+//! 1. The data are scaled by a power of two (exact) so that every coordinate lies in [−1, 1], centred on their mean
+//!    (which leaves distances unchanged and keeps the norms small), and stored in `f32`.
+//! 2. Query rows are taken in tiles of 256 rows and the data in blocks; for each tile × block one GEMM
+//!    (ndarray's `general_mat_mul`) gives `q·b`, so `‖q − b‖² ≈ ‖q‖² + ‖b‖² − 2 q·b` for a whole block at once.
+//!    Memory is bounded by tile × block, never queries × data.
+//! 3. That fast value carries a rounding error of at most `c·(‖q‖² + ‖b‖²)` with `c = (4D + 64)·2⁻²⁴` (a
+//!    conservative bound on the `f32` GEMM, the centring and the conversion). Each query keeps every data row whose
+//!    *lower* bound is at most the k-th smallest *upper* bound seen so far, so no row that can be among the true k
+//!    nearest is ever dropped (partial selection keeps the candidate list short: about k rows unless many rows are
+//!    within the rounding error of the k-th distance).
+//! 4. The candidates are re-ranked by the squared distance computed directly in `f64`, `Σ (qⱼ − bⱼ)²`, and sorted by
+//!    (distance, row index): **ties are broken by the lower data index**, as scikit-learn's brute-force search does
+//!    with its stable argsort. The returned distances are these direct ones.
+//!
+//! The result depends only on the data, never on the tiling or the number of rayon threads (tiles run in parallel;
+//! each query's answer is a function of exact distances and indices only).
+//!
+//! # Self-exclusion
+//! [`kneighbors_self`] (and the samplers) exclude each query's **own row index**, not the first column of a `k + 1`
+//! search as imbalanced-learn does (`kneighbors(X)[:, 1:]`). The two agree unless the data hold exact duplicate rows:
+//! then scikit-learn may list the duplicate first and keep the point itself as a neighbour, while losskit always keeps
+//! the duplicate (at distance 0) and drops the point itself.
+//!
+//! # Parity with scikit-learn
+//! `NearestNeighbors` is exact too, so on data without distance ties the neighbour sets and their order are identical
+//! (tested against fixtures). On ties, scikit-learn's order depends on the algorithm it picks (`kd_tree` for D ≤ 15,
+//! brute force otherwise) and on GEMM rounding; losskit's is always (exact distance, index).
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, s};
+use rayon::prelude::*;
+
+use crate::{Error, Result};
+
+/// Query rows per tile (the unit of parallel work).
+pub(crate) const QUERY_TILE: usize = 256;
+
+/// The k nearest neighbours of each query row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Neighbors {
+    /// `[M, k]`: row `i` lists the data rows nearest to query `i`, nearest first; ties by lower index.
+    pub indices: Array2<usize>,
+    /// `[M, k]`: the Euclidean distances matching `indices` (computed directly, not from the GEMM identity).
+    pub distances: Array2<f64>,
+}
+
+/// The `k` nearest rows of `data` `[N, D]` to each row of `queries` `[M, D]` (Euclidean), as scikit-learn's
+/// `NearestNeighbors(n_neighbors=k).fit(data).kneighbors(queries)`.
+///
+/// A query that is also a data row finds itself at distance 0 (nothing is excluded); use [`kneighbors_self`] for the
+/// neighbours of the data rows among the others.
+///
+/// # Errors
+/// [`Error::Parameter`] for `k = 0`; [`Error::Degenerate`] when `k > N`; [`Error::Empty`] / [`Error::Shape`] /
+/// [`Error::NonFinite`] for empty data, `D = 0`, feature counts that differ, or NaN / infinite values.
+///
+/// # Examples
+/// ```
+/// let data = ndarray::array![[0.0], [1.0], [3.0], [7.0]];
+/// let queries = ndarray::array![[2.9], [-5.0]];
+/// let nn = losskit_samplers::knn::kneighbors(data.view(), queries.view(), 2)?;
+/// assert_eq!(nn.indices, ndarray::array![[2, 1], [0, 1]]);
+/// assert!((nn.distances[[0, 0]] - 0.1).abs() < 1e-12);
+/// # Ok::<(), losskit_samplers::Error>(())
+/// ```
+pub fn kneighbors(data: ArrayView2<'_, f64>, queries: ArrayView2<'_, f64>, k: usize) -> Result<Neighbors> {
+    check_data("data", data)?;
+    check_data("queries", queries)?;
+    if queries.ncols() != data.ncols() {
+        return Err(Error::Shape {
+            arg: "queries",
+            expected: format!("[M, D] with D = {} features, as data", data.ncols()),
+            got: queries.shape().to_vec(),
+        });
+    }
+    let index = KnnIndex::new(data, Some(queries));
+    index.search(&Queries::External(queries), k)
+}
+
+/// The `k` nearest **other** rows of `data` `[N, D]` to each of its rows (each row's own index is excluded), as
+/// scikit-learn's `NearestNeighbors(n_neighbors=k).fit(data).kneighbors()` with no argument.
+///
+/// # Errors
+/// [`Error::Parameter`] for `k = 0`; [`Error::Degenerate`] when `k ≥ N`; [`Error::Empty`] / [`Error::Shape`] /
+/// [`Error::NonFinite`] for empty data, `D = 0` or NaN / infinite values.
+///
+/// # Examples
+/// ```
+/// let data = ndarray::array![[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [0.0, 2.5]];
+/// let nn = losskit_samplers::knn::kneighbors_self(data.view(), 1)?;
+/// assert_eq!(nn.indices.column(0).to_vec(), vec![1, 0, 3, 1]);
+/// # Ok::<(), losskit_samplers::Error>(())
+/// ```
+pub fn kneighbors_self(data: ArrayView2<'_, f64>, k: usize) -> Result<Neighbors> {
+    check_data("data", data)?;
+    let index = KnnIndex::new(data, None);
+    let rows: Vec<usize> = (0..data.nrows()).collect();
+    index.search(&Queries::Rows { rows: &rows, exclude_self: true }, k)
+}
+
+fn check_data(arg: &'static str, x: ArrayView2<'_, f64>) -> Result<()> {
+    let (n, d) = x.dim();
+    losskit_tensor::check::non_empty(arg, n)?;
+    if d == 0 {
+        return Err(Error::Shape { arg, expected: "[N, D] with D ≥ 1 features".into(), got: vec![n, d] });
+    }
+    losskit_tensor::check::finite(arg, &x)
+}
+
+/// The queries of a search: rows of the indexed data (optionally excluding each row itself), or other points.
+pub(crate) enum Queries<'q> {
+    /// Rows of the indexed data, by index.
+    Rows { rows: &'q [usize], exclude_self: bool },
+    /// Points that are not (necessarily) in the data.
+    External(ArrayView2<'q, f64>),
+}
+
+impl Queries<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Queries::Rows { rows, .. } => rows.len(),
+            Queries::External(q) => q.nrows(),
+        }
+    }
+}
+
+/// A searchable copy of the data: scaled, centred, `f32`, with squared norms. Callers have validated `raw`.
+pub(crate) struct KnnIndex<'a> {
+    raw: ArrayView2<'a, f64>,
+    /// Power of two with `max |x|·scale ≤ 1`.
+    scale: f64,
+    /// Mean of the scaled rows.
+    mean: Vec<f64>,
+    /// `(raw·scale − mean)` as `f32`, `[N, D]`, standard layout.
+    centered: Array2<f32>,
+    /// `‖centered row‖²` in f64.
+    norms: Vec<f64>,
+    /// `norms · (1 − 2c)` in f32, for the fast pre-filter.
+    lower_norms: Vec<f32>,
+    /// The relative error bound `c`.
+    c: f64,
+}
+
+/// The candidate of one query: a data row with bounds on its squared distance (scaled units).
+#[derive(Clone, Copy)]
+struct Cand {
+    /// Lower bound, rounded down to f32.
+    lower: f32,
+    /// Upper bound, rounded up to f32.
+    upper: f32,
+    idx: u32,
+}
+
+/// `v` rounded toward −∞ to f32.
+fn down(v: f64) -> f32 {
+    let f = v as f32;
+    if f64::from(f) > v { f.next_down() } else { f }
+}
+
+/// `v` rounded toward +∞ to f32.
+fn up(v: f64) -> f32 {
+    let f = v as f32;
+    if f64::from(f) < v { f.next_up() } else { f }
+}
+
+/// Per-query search state within a tile.
+struct RowState {
+    cand: Vec<Cand>,
+    /// k-th smallest upper bound among the candidates (∞ until there are k).
+    bound: f64,
+    cap: usize,
+    /// Query squared norm (scaled, centred units).
+    qn: f64,
+    /// The pre-filter threshold on `lower_norm_j − 2 q·b_j`, in f32.
+    thr: f32,
+    /// The query's own data row, when it must be excluded.
+    skip: Option<usize>,
+}
+
+impl RowState {
+    fn new(qn: f64, skip: Option<usize>, k: usize) -> Self {
+        RowState { cand: Vec::new(), bound: f64::INFINITY, cap: 2 * k + 8, qn, thr: f32::INFINITY, skip }
+    }
+}
+
+/// Absolute slack for underflow in the f32 products (scaled data lie in [−2, 2]).
+const ABS_SLACK: f64 = 1e-30;
+
+impl<'a> KnnIndex<'a> {
+    /// Builds the index over `raw` `[N, D]`; the scale also covers `extra` (external queries) so that no scaled
+    /// value exceeds 1 in magnitude.
+    pub(crate) fn new(raw: ArrayView2<'a, f64>, extra: Option<ArrayView2<'_, f64>>) -> Self {
+        let (n, d) = raw.dim();
+        let mut max_abs = raw.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        if let Some(e) = extra {
+            max_abs = e.iter().fold(max_abs, |m, v| m.max(v.abs()));
+        }
+        let scale = power_of_two_scale(max_abs);
+        let mut mean = vec![0.0; d];
+        for row in raw.rows() {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += v * scale;
+            }
+        }
+        let inv = 1.0 / n.max(1) as f64;
+        mean.iter_mut().for_each(|m| *m *= inv);
+        let mut centered = Array2::<f32>::zeros((n, d));
+        let mut norms = vec![0.0; n];
+        centered.axis_iter_mut(ndarray::Axis(0)).into_par_iter().zip(norms.par_iter_mut()).enumerate().for_each(
+            |(i, (mut out, norm))| {
+                let mut acc = 0.0;
+                for ((o, v), m) in out.iter_mut().zip(raw.row(i)).zip(&mean) {
+                    let c = (v * scale - m) as f32;
+                    *o = c;
+                    acc += f64::from(c) * f64::from(c);
+                }
+                *norm = acc;
+            },
+        );
+        // Error of ‖q‖² + ‖b‖² − 2q·b (f32 GEMM over D terms, f32 conversion, centring, the f32 pre-filter) and of
+        // the direct f64 distance, relative to ‖q‖² + ‖b‖²: conservatively (4D + 64)·u with u = 2⁻²⁴.
+        let c = (4.0 * d as f64 + 64.0) * f64::from(f32::EPSILON) * 0.5;
+        let lower_norms = norms.iter().map(|&b| (b * (1.0 - 2.0 * c)) as f32).collect();
+        KnnIndex { raw, scale, mean, centered, norms, lower_norms, c }
+    }
+
+    fn n(&self) -> usize {
+        self.raw.nrows()
+    }
+
+    /// The `k` nearest data rows of each query.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] for `k = 0`, [`Error::Degenerate`] when there are fewer than `k` data rows to choose
+    /// from (`k + 1` when excluding self).
+    pub(crate) fn search(&self, queries: &Queries<'_>, k: usize) -> Result<Neighbors> {
+        let n = self.n();
+        let exclude = matches!(queries, Queries::Rows { exclude_self: true, .. });
+        if k == 0 {
+            return Err(Error::Parameter { name: "k", value: 0.0, reason: "the number of neighbours must be ≥ 1" });
+        }
+        if k + usize::from(exclude) > n {
+            return Err(Error::Degenerate {
+                what: format!(
+                    "{k} nearest neighbours{} need at least {} samples, got {n}",
+                    if exclude { " (excluding the sample itself)" } else { "" },
+                    k + usize::from(exclude)
+                ),
+            });
+        }
+        if n > u32::MAX as usize {
+            return Err(Error::Degenerate { what: format!("nearest neighbours: {n} samples exceed 2³² − 1") });
+        }
+        let m = queries.len();
+        let mut indices = vec![0usize; m * k];
+        let mut distances = vec![0.0f64; m * k];
+        indices.par_chunks_mut(QUERY_TILE * k).zip(distances.par_chunks_mut(QUERY_TILE * k)).enumerate().for_each(
+            |(t, (idx, dist))| {
+                let q0 = t * QUERY_TILE;
+                let q1 = (q0 + QUERY_TILE).min(m);
+                self.tile(queries, q0, q1, k, idx, dist);
+            },
+        );
+        let shape = (m, k);
+        let indices = Array2::from_shape_vec(shape, indices)
+            .map_err(|e| Error::Degenerate { what: format!("internal shape error: {e}") })?;
+        let distances = Array2::from_shape_vec(shape, distances)
+            .map_err(|e| Error::Degenerate { what: format!("internal shape error: {e}") })?;
+        Ok(Neighbors { indices, distances })
+    }
+
+    /// Data columns per GEMM block: keeps each GEMM small enough for matrixmultiply to run it on the calling thread
+    /// (rayon already parallelises over tiles), and at least 256 wide.
+    fn block(&self) -> usize {
+        let d = self.centered.ncols().max(1);
+        (32_000 / d).saturating_sub(QUERY_TILE).clamp(256, 4096)
+    }
+
+    fn tile(&self, queries: &Queries<'_>, q0: usize, q1: usize, k: usize, out_idx: &mut [usize], out_dist: &mut [f64]) {
+        let n = self.n();
+        let d = self.centered.ncols();
+        let tq = q1 - q0;
+        // The tile's queries, centred and scaled like the data.
+        let mut qb = Array2::<f32>::zeros((tq, d));
+        let mut states: Vec<RowState> = Vec::with_capacity(tq);
+        for r in 0..tq {
+            let mut qn = 0.0;
+            let skip = match queries {
+                Queries::Rows { rows, exclude_self } => {
+                    let i = rows[q0 + r];
+                    qb.row_mut(r).assign(&self.centered.row(i));
+                    qn = self.norms[i];
+                    exclude_self.then_some(i)
+                }
+                Queries::External(q) => {
+                    for ((o, v), mu) in qb.row_mut(r).iter_mut().zip(q.row(q0 + r)).zip(&self.mean) {
+                        let c = (v * self.scale - mu) as f32;
+                        *o = c;
+                        qn += f64::from(c) * f64::from(c);
+                    }
+                    None
+                }
+            };
+            states.push(RowState::new(qn, skip, k));
+        }
+        let block = self.block().min(n);
+        let mut g = Array2::<f32>::zeros((tq, block));
+        let mut j0 = 0;
+        while j0 < n {
+            let j1 = (j0 + block).min(n);
+            let mut gv = g.slice_mut(s![.., ..j1 - j0]);
+            general_mat_mul(1.0_f32, &qb, &self.centered.slice(s![j0..j1, ..]).t(), 0.0_f32, &mut gv);
+            for (r, st) in states.iter_mut().enumerate() {
+                let row = gv.row(r);
+                match row.as_slice() {
+                    Some(gr) => self.scan(st, gr, j0, k),
+                    None => {
+                        let owned: Vec<f32> = row.to_vec(); // ok: rows of a column slice are contiguous; fallback
+                        self.scan(st, &owned, j0, k);
+                    }
+                }
+            }
+            j0 = j1;
+        }
+        for (r, st) in states.iter_mut().enumerate() {
+            self.finish(queries, q0 + r, st, k, &mut out_idx[r * k..(r + 1) * k], &mut out_dist[r * k..(r + 1) * k]);
+        }
+    }
+
+    /// Scans one query's GEMM row over the data block starting at `j0` (with AVX2 where the CPU has it: the filter
+    /// is most of the work besides the GEMM, and the crate is built for baseline x86-64).
+    fn scan(&self, st: &mut RowState, g: &[f32], j0: usize, k: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above); `scan_avx2` only enables it for `scan_body`.
+            unsafe { self.scan_avx2(st, g, j0, k) };
+            return;
+        }
+        self.scan_body(st, g, j0, k);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn scan_avx2(&self, st: &mut RowState, g: &[f32], j0: usize, k: usize) {
+        self.scan_body(st, g, j0, k);
+    }
+
+    #[inline(always)]
+    fn scan_body(&self, st: &mut RowState, g: &[f32], j0: usize, k: usize) {
+        let ln = &self.lower_norms[j0..j0 + g.len()];
+        const W: usize = 32;
+        let mut start = 0;
+        for (gc, lc) in g.chunks(W).zip(ln.chunks(W)) {
+            // Branch-free test of a chunk (vectorises); most chunks hold no candidate once the bound is set.
+            let thr = st.thr;
+            let hit = gc.iter().zip(lc).fold(false, |h, (&gj, &lj)| h | (lj - 2.0 * gj <= thr));
+            if hit {
+                for (t, &gj) in gc.iter().enumerate() {
+                    if ln[start + t] - 2.0 * gj <= st.thr {
+                        self.offer(st, j0 + start + t, gj, k);
+                    }
+                }
+            }
+            start += gc.len();
+        }
+    }
+
+    /// Adds data row `j` (with GEMM value `gj`) to the query's candidates when its lower bound allows.
+    fn offer(&self, st: &mut RowState, j: usize, gj: f32, k: usize) {
+        if st.skip == Some(j) {
+            return;
+        }
+        let bn = self.norms[j];
+        let approx = st.qn + bn - 2.0 * f64::from(gj);
+        let delta = self.c * (st.qn + bn) + ABS_SLACK;
+        let lower = down(approx - delta);
+        if f64::from(lower) > st.bound {
+            return;
+        }
+        st.cand.push(Cand { lower, upper: up(approx + delta), idx: j as u32 });
+        if st.cand.len() >= st.cap {
+            self.prune(st, k);
+        }
+    }
+
+    /// Keeps only the candidates whose lower bound is at most the k-th smallest upper bound.
+    fn prune(&self, st: &mut RowState, k: usize) {
+        if st.cand.len() >= k {
+            st.cand.select_nth_unstable_by(k - 1, |a, b| a.upper.total_cmp(&b.upper));
+            let bound = f64::from(st.cand[k - 1].upper);
+            st.bound = bound;
+            st.cand.retain(|c| f64::from(c.lower) <= bound);
+            // Pre-filter threshold on ln_j − 2g = bn(1 − 2c) − 2g: looser than `lower ≤ bound` by c(qn + bn), which
+            // covers its own f32 rounding.
+            st.thr = (bound - st.qn * (1.0 - 2.0 * self.c) + ABS_SLACK) as f32;
+            if st.cand.len() * 2 > st.cap {
+                st.cap *= 2;
+            }
+        }
+    }
+
+    /// Re-ranks the candidates by their direct distance and writes the k nearest.
+    fn finish(
+        &self,
+        queries: &Queries<'_>,
+        q: usize,
+        st: &mut RowState,
+        k: usize,
+        idx: &mut [usize],
+        dist: &mut [f64],
+    ) {
+        self.prune(st, k);
+        let scale = self.scale;
+        let exact = |j: usize| -> f64 {
+            let b = self.raw.row(j);
+            let sq = |qv: ndarray::ArrayView1<'_, f64>| {
+                qv.iter().zip(b.iter()).map(|(x, y)| (x * scale - y * scale).powi(2)).sum::<f64>()
+            };
+            match queries {
+                Queries::Rows { rows, .. } => sq(self.raw.row(rows[q])),
+                Queries::External(qs) => sq(qs.row(q)),
+            }
+        };
+        let mut ranked: Vec<(f64, usize)> = st.cand.iter().map(|c| (exact(c.idx as usize), c.idx as usize)).collect();
+        ranked.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (t, &(e, j)) in ranked.iter().take(k).enumerate() {
+            idx[t] = j;
+            dist[t] = e.sqrt() / scale;
+        }
+    }
+}
+
+/// The power of two `2⁻ᵉ` with `max_abs · 2⁻ᵉ ≤ 1` (1 for all-zero data); exact to apply.
+fn power_of_two_scale(max_abs: f64) -> f64 {
+    if max_abs == 0.0 || !max_abs.is_finite() {
+        return 1.0;
+    }
+    let e = max_abs.log2().ceil().clamp(-1000.0, 1100.0) as i32;
+    // Two factors, each within the normal range, so that 2⁻¹⁰²⁴ (subnormal) comes out exact.
+    let half = -e / 2;
+    let mut s = 2.0_f64.powi(half) * 2.0_f64.powi(-e - half);
+    // log2 may round: make sure the bound holds.
+    while max_abs * s > 1.0 {
+        s *= 0.5;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{RngExt, SeedableRng};
+
+    /// Plain O(N·M) oracle: direct distances, sorted by (distance, index).
+    fn oracle(data: &Array2<f64>, queries: &Array2<f64>, k: usize, exclude: bool) -> Vec<Vec<usize>> {
+        (0..queries.nrows())
+            .map(|i| {
+                let mut all: Vec<(f64, usize)> = (0..data.nrows())
+                    .filter(|&j| !(exclude && j == i))
+                    .map(|j| {
+                        let d2: f64 = queries.row(i).iter().zip(data.row(j)).map(|(a, b)| (a - b) * (a - b)).sum();
+                        (d2, j)
+                    })
+                    .collect();
+                all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                all.into_iter().take(k).map(|p| p.1).collect()
+            })
+            .collect()
+    }
+
+    fn random(n: usize, d: usize, seed: u64, offset: f64, spread: f64) -> Array2<f64> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        Array2::from_shape_fn((n, d), |_| offset + spread * rng.random_range(-1.0..1.0))
+    }
+
+    fn rows(nn: &Neighbors) -> Vec<Vec<usize>> {
+        nn.indices.rows().into_iter().map(|r| r.to_vec()).collect()
+    }
+
+    #[test]
+    fn matches_the_oracle_on_random_data_across_blocks() {
+        for (n, d, k) in [(700, 3, 5), (1500, 40, 7), (300, 1, 3), (2100, 2, 1)] {
+            let x = random(n, d, n as u64, 0.0, 1.0);
+            let got = kneighbors_self(x.view(), k).unwrap();
+            assert_eq!(rows(&got), oracle(&x, &x, k, true), "n={n} d={d} k={k}");
+            let q = random(150, d, 7, 0.1, 1.2);
+            let got = kneighbors(x.view(), q.view(), k).unwrap();
+            assert_eq!(rows(&got), oracle(&x, &q, k, false), "external n={n} d={d}");
+            for (i, r) in got.indices.rows().into_iter().enumerate() {
+                for (t, &j) in r.iter().enumerate() {
+                    let want: f64 = q.row(i).iter().zip(x.row(j)).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
+                    assert!((got.distances[[i, t]] - want).abs() <= 1e-14 * (1.0 + want));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ties_are_broken_by_index() {
+        // A 2-D integer grid: many exact ties; duplicates too.
+        let mut pts = Vec::new();
+        for a in 0..12 {
+            for b in 0..12 {
+                pts.extend_from_slice(&[a as f64, b as f64]);
+            }
+        }
+        pts.extend_from_slice(&[3.0, 3.0, 3.0, 3.0, 7.0, 2.0]);
+        let x = Array2::from_shape_vec((pts.len() / 2, 2), pts).unwrap();
+        for k in [1, 4, 9, 20] {
+            assert_eq!(rows(&kneighbors_self(x.view(), k).unwrap()), oracle(&x, &x, k, true), "k={k}");
+        }
+    }
+
+    #[test]
+    fn far_from_the_origin_and_tiny_spreads() {
+        // Offsets of 1e6 with spreads of 1e-3: centring keeps the candidate sets exact.
+        let x = random(600, 4, 3, 1e6, 1e-3);
+        assert_eq!(rows(&kneighbors_self(x.view(), 6).unwrap()), oracle(&x, &x, 6, true));
+        // Huge and tiny magnitudes: the power-of-two scaling keeps squares finite.
+        for mag in [1e300, 1e-300] {
+            let y = x.mapv(|v| (v - 1e6) * mag);
+            assert_eq!(
+                rows(&kneighbors_self(y.view(), 3).unwrap()),
+                oracle(&(x.mapv(|v| v - 1e6)), &x.mapv(|v| v - 1e6), 3, true)
+            );
+            assert!(kneighbors_self(y.view(), 3).unwrap().distances.iter().all(|v| v.is_finite()));
+        }
+    }
+
+    #[test]
+    fn near_ties_within_f32_rounding_are_resolved_exactly() {
+        // Points on a circle of radius 1 around the query, perturbed by 1e-12: f32 cannot separate them, the
+        // re-ranking in f64 must.
+        let m = 400;
+        let mut data = Array2::<f64>::zeros((m, 2));
+        for i in 0..m {
+            let t = i as f64 * 0.7;
+            let r = 1.0 + 1e-12 * ((i * 37) % 101) as f64;
+            data[[i, 0]] = r * t.cos();
+            data[[i, 1]] = r * t.sin();
+        }
+        let q = array![[0.0, 0.0]];
+        let got = kneighbors(data.view(), q.view(), 10).unwrap();
+        assert_eq!(rows(&got), oracle(&data, &q.to_owned(), 10, false));
+    }
+
+    #[test]
+    fn same_answer_with_one_and_two_threads() {
+        let x = random(1000, 6, 11, 0.0, 1.0);
+        let run = |t| {
+            rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap().install(|| kneighbors_self(x.view(), 5))
+        };
+        assert_eq!(run(1).unwrap(), run(2).unwrap());
+    }
+
+    #[test]
+    fn bad_input() {
+        let x = array![[0.0, 1.0], [1.0, 1.0]];
+        assert!(matches!(kneighbors_self(x.view(), 0), Err(Error::Parameter { name: "k", .. })));
+        assert!(matches!(kneighbors_self(x.view(), 2), Err(Error::Degenerate { .. })));
+        assert!(kneighbors_self(x.view(), 1).is_ok());
+        assert!(kneighbors(x.view(), x.view(), 2).is_ok());
+        assert!(matches!(kneighbors(x.view(), x.view(), 3), Err(Error::Degenerate { .. })));
+        assert!(matches!(kneighbors(x.view(), array![[1.0]].view(), 1), Err(Error::Shape { arg: "queries", .. })));
+        assert!(matches!(kneighbors(x.view(), array![[f64::NAN, 0.0]].view(), 1), Err(Error::NonFinite { .. })));
+        assert!(matches!(kneighbors_self(Array2::zeros((0, 2)).view(), 1), Err(Error::Empty { arg: "data" })));
+        assert!(matches!(kneighbors_self(Array2::zeros((3, 0)).view(), 1), Err(Error::Shape { .. })));
+    }
+
+    #[test]
+    fn scale_is_a_bounding_power_of_two() {
+        for v in [1.0, 0.75, 3.0, 1e300, f64::MAX, 1e-310, 5e-324] {
+            let s = power_of_two_scale(v);
+            assert!(v * s <= 1.0 && s.is_finite() && s > 0.0, "{v}: {s}");
+            assert_eq!(s.log2().fract(), 0.0);
+        }
+    }
+}

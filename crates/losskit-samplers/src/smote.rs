@@ -1,0 +1,343 @@
+//! SMOTE (Chawla et al. 2002), as imbalanced-learn's `SMOTE`, and the interpolation step its variants share.
+
+use ndarray::{ArrayView1, ArrayView2};
+use rayon::prelude::*;
+
+use crate::draw::{Draws, RngDraws, check_xy, class_members, counts_of, gather, matrix, output_size};
+use crate::knn::{KnnIndex, Neighbors, Queries};
+use crate::{Error, Resampled, Result, Sampler, SamplingKind, SamplingStrategy};
+
+/// SMOTE: synthetic minority over-sampling by interpolation between a sample and one of its nearest neighbours of
+/// the same class.
+///
+/// For each class `c` that [`SamplingStrategy::resolve`] targets with `n_c > 0` samples to generate (ascending label
+/// order), with `m` rows of class `c` and `k` = `k_neighbors`:
+///
+/// ```text
+/// nn(i)  = the k nearest rows of class c to row i of class c, itself excluded (exact Euclidean, see knn)
+/// t      ~ U{0, …, m·k − 1}, n_c draws;  row = t div k,  col = t mod k
+/// u      ~ U[0, 1),         n_c draws
+/// x_new  = x_row + u · (x_{nn(row)[col]} − x_row)
+/// ```
+/// All `t` are drawn first, then all `u` (imbalanced-learn's `_make_samples`), so every new point lies on the segment
+/// between a sample of class `c` and one of its `k` nearest class-`c` neighbours.
+///
+/// # Output
+/// The input rows first, in input order, then the new rows class by class in ascending label order. There is no
+/// `sample_indices` (imbalanced-learn has none for SMOTE): the new rows are synthetic.
+///
+/// # Parameters
+/// * `sampling_strategy`: default [`SamplingStrategy::Auto`] (= `not majority`).
+/// * `k_neighbors`: `k ≥ 1`, default 5; each targeted class needs at least `k + 1` samples.
+///
+/// # Randomness
+/// One `Xoshiro256PlusPlus` stream seeded from `seed`, consumed serially class by class (the `t`, then the `u`); the
+/// points themselves are computed in parallel from those draws, so the output depends on the seed only, never on the
+/// thread count. NumPy's stream is not reproduced: the points differ from imbalanced-learn's for the same seed, while
+/// counts, ordering, neighbour sets and the interpolation formula are identical (tested with stub draws).
+///
+/// # Errors
+/// [`Error::Parameter`] for `k_neighbors = 0` or a ratio outside (0, 1]; [`Error::Degenerate`] when a targeted class
+/// has fewer than `k_neighbors + 1` samples (imbalanced-learn: "Expected n_neighbors <= n_samples_fit") or a single
+/// class is present; input errors ([`Error::Empty`], [`Error::Shape`], [`Error::NonFinite`]); strategy errors as
+/// [`SamplingStrategy::resolve`] with [`SamplingKind::Over`].
+///
+/// # Examples
+/// ```
+/// use losskit_samplers::{Sampler, Smote, class_counts};
+/// let x = ndarray::array![[0.0, 0.0], [1.0, 0.1], [2.0, 0.3], [3.0, 0.2], [9.0, 9.0], [9.5, 8.0], [8.0, 9.2]];
+/// let y = ndarray::array![0_i64, 0, 0, 0, 1, 1, 1];
+/// let out = Smote::new().k_neighbors(2).fit_resample(x.view(), y.view(), 7)?;
+/// assert_eq!(class_counts(out.y.view()).into_iter().collect::<Vec<_>>(), vec![(0, 4), (1, 4)]);
+/// assert_eq!(out.x.slice(ndarray::s![..7, ..]), x); // the input first, unchanged
+/// assert!(out.x[[7, 0]] >= 8.0 && out.x[[7, 0]] <= 9.5); // the new point lies between class-1 samples
+/// # Ok::<(), losskit_samplers::Error>(())
+/// ```
+///
+/// # References
+/// Chawla, Bowyer, Hall, Kegelmeyer (2002), *SMOTE: Synthetic Minority Over-sampling Technique*, JAIR 16,
+/// doi:10.1613/jair.953 (docs/papers.md `chawla2002smote`); imbalanced-learn 0.14 `SMOTE` (Lemaître, Nogueira,
+/// Aridas (2017), JMLR 18(17)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Smote {
+    /// Which classes grow, and to how many samples. Default `Auto`.
+    pub sampling_strategy: SamplingStrategy,
+    /// Number of nearest same-class neighbours to interpolate towards. Default 5.
+    pub k_neighbors: usize,
+}
+
+impl Default for Smote {
+    fn default() -> Self {
+        Smote { sampling_strategy: SamplingStrategy::Auto, k_neighbors: 5 }
+    }
+}
+
+impl Smote {
+    /// The default sampler: `sampling_strategy = auto`, `k_neighbors = 5` (imbalanced-learn's defaults).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the sampling strategy (default `auto`).
+    pub fn sampling_strategy(mut self, sampling_strategy: SamplingStrategy) -> Self {
+        self.sampling_strategy = sampling_strategy;
+        self
+    }
+
+    /// Sets the number of neighbours `k ≥ 1` (default 5).
+    pub fn k_neighbors(mut self, k_neighbors: usize) -> Self {
+        self.k_neighbors = k_neighbors;
+        self
+    }
+
+    /// Checks the parameters.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] named `k_neighbors` when it is 0, or named `sampling_strategy` for a ratio outside (0, 1].
+    pub fn check(&self) -> Result<()> {
+        check_neighbors("k_neighbors", self.k_neighbors)?;
+        self.sampling_strategy.check()
+    }
+
+    /// The over-sampling itself, with the draws given (real or the parity-test stub).
+    pub(crate) fn resample_with(
+        &self,
+        x: ArrayView2<'_, f64>,
+        y: ArrayView1<'_, i64>,
+        draws: &mut dyn Draws,
+    ) -> Result<Resampled> {
+        self.check()?;
+        check_xy(x, y)?;
+        let members = class_members(y);
+        let targets = self.sampling_strategy.resolve(&counts_of(&members), SamplingKind::Over)?;
+        let x = x.as_standard_layout();
+        let k = self.k_neighbors;
+        let mut out = Growing::new(x.view(), y, targets.values().try_fold(0usize, |a, &b| a.checked_add(b)))?;
+        for (&class, &n_new) in &targets {
+            if n_new == 0 {
+                continue;
+            }
+            let rows = members.get(&class).map_or(&[][..], Vec::as_slice);
+            let nn = class_neighbors("smote", "k_neighbors", x.view(), rows, class, k)?;
+            let t = draws.integers(rows.len() * k, n_new);
+            let steps = draws.uniform(0.0, 1.0, n_new);
+            let base: Vec<usize> = t.iter().map(|&t| rows[t / k]).collect();
+            let nbr: Vec<usize> = t.iter().map(|&t| rows[nn.indices[[t / k, t % k]]]).collect();
+            out.push_synthetic(class, &base, &nbr, &steps, None);
+        }
+        out.finish()
+    }
+}
+
+impl Sampler for Smote {
+    fn fit_resample(&self, x: ArrayView2<'_, f64>, y: ArrayView1<'_, i64>, seed: u64) -> Result<Resampled> {
+        self.resample_with(x, y, &mut RngDraws::new(seed))
+    }
+}
+
+/// `k ≥ 1` for a neighbour-count parameter.
+pub(crate) fn check_neighbors(name: &'static str, k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(Error::Parameter { name, value: 0.0, reason: "the number of neighbours must be ≥ 1" });
+    }
+    Ok(())
+}
+
+/// The `k` nearest same-class neighbours of every row of a class (positions within `rows`), or the error naming
+/// the sampler, its parameter and the class when the class is too small.
+pub(crate) fn class_neighbors(
+    method: &str,
+    param: &str,
+    x: ArrayView2<'_, f64>,
+    rows: &[usize],
+    class: i64,
+    k: usize,
+) -> Result<Neighbors> {
+    if rows.len() < k + 1 {
+        return Err(too_few(method, param, &format!("class {class} has"), rows.len(), k, k + 1));
+    }
+    let xc = gather(x, rows)?;
+    let all: Vec<usize> = (0..rows.len()).collect();
+    KnnIndex::new(xc.view(), None).search(&Queries::Rows { rows: &all, exclude_self: true }, k)
+}
+
+/// The error for a neighbourhood larger than the samples available: `who` is e.g. `class 1 has`.
+pub(crate) fn too_few(method: &str, param: &str, who: &str, have: usize, k: usize, needed: usize) -> Error {
+    Error::Degenerate {
+        what: format!(
+            "{method}: {who} {have} samples, but {param} = {k} needs at least {needed}; lower {param} or add samples"
+        ),
+    }
+}
+
+/// NumPy's `np.sum` of a contiguous `f64` array (pairwise summation: blocks of 128 summed with 8 accumulators), so
+/// that quantities imbalanced-learn derives from sums (ADASYN's ratios, NearMiss's distance sums) round identically.
+pub(crate) fn numpy_sum(a: &[f64]) -> f64 {
+    let n = a.len();
+    if n < 8 {
+        a.iter().fold(-0.0, |s, v| s + v)
+    } else if n <= 128 {
+        let mut r = [0.0; 8];
+        r.copy_from_slice(&a[..8]);
+        let mut i = 8;
+        while i < n - n % 8 {
+            for (j, rj) in r.iter_mut().enumerate() {
+                *rj += a[i + j];
+            }
+            i += 8;
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for v in &a[i..] {
+            res += v;
+        }
+        res
+    } else {
+        let mut n2 = n / 2;
+        n2 -= n2 % 8;
+        numpy_sum(&a[..n2]) + numpy_sum(&a[n2..])
+    }
+}
+
+/// The resampled set under construction: the input rows, then synthetic rows appended class by class.
+pub(crate) struct Growing<'x> {
+    x: ArrayView2<'x, f64>,
+    data: Vec<f64>,
+    labels: Vec<i64>,
+}
+
+impl<'x> Growing<'x> {
+    /// Starts from a copy of the input; `extra` is the number of new rows expected (capacity; `None` on overflow).
+    pub(crate) fn new(x: ArrayView2<'x, f64>, y: ArrayView1<'_, i64>, extra: Option<usize>) -> Result<Self> {
+        let (n, d) = x.dim();
+        let (total, len) = output_size(n, extra.unwrap_or(usize::MAX), d)?;
+        let mut data = Vec::with_capacity(len);
+        match x.as_slice() {
+            Some(flat) => data.extend_from_slice(flat),
+            None => data.extend(x.iter().copied()), // ok: callers pass a standard layout; kept for safety
+        }
+        let mut labels = Vec::with_capacity(total);
+        labels.extend(y.iter().copied());
+        Ok(Growing { x, data, labels })
+    }
+
+    /// Appends `x_new[i] = x[base[i]] + steps[i] · ((x[nbr[i]] − x[base[i]]) · factor[i])` (rows of `x`), computed
+    /// in parallel, with label `class`. The operation order is NumPy's, so the values are bit-identical to
+    /// imbalanced-learn's for the same draws.
+    pub(crate) fn push_synthetic(
+        &mut self,
+        class: i64,
+        base: &[usize],
+        nbr: &[usize],
+        steps: &[f64],
+        factor: Option<&[f64]>,
+    ) {
+        let d = self.x.ncols();
+        let start = self.data.len();
+        self.data.resize(start + base.len() * d, 0.0);
+        let flat = self.x.as_slice();
+        let x = self.x;
+        self.data[start..].par_chunks_mut(d).enumerate().for_each(|(i, out)| {
+            let (b, j, u) = (base[i], nbr[i], steps[i]);
+            let f = factor.map(|f| f[i]);
+            match flat {
+                Some(flat) => {
+                    let xb = &flat[b * d..(b + 1) * d];
+                    let xn = &flat[j * d..(j + 1) * d];
+                    for ((o, &p), &q) in out.iter_mut().zip(xb).zip(xn) {
+                        let diff = match f {
+                            Some(f) => (q - p) * f,
+                            None => q - p,
+                        };
+                        *o = p + u * diff;
+                    }
+                }
+                None => {
+                    for ((o, &p), &q) in out.iter_mut().zip(x.row(b)).zip(x.row(j)) {
+                        let diff = match f {
+                            Some(f) => (q - p) * f,
+                            None => q - p,
+                        };
+                        *o = p + u * diff;
+                    }
+                }
+            }
+        });
+        self.labels.extend(std::iter::repeat_n(class, base.len()));
+    }
+
+    /// The finished set (no `sample_indices`: synthetic rows have none).
+    pub(crate) fn finish(self) -> Result<Resampled> {
+        let d = self.x.ncols();
+        Ok(Resampled { x: matrix(self.data, d)?, y: self.labels.into(), sample_indices: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::draw::Stub;
+    use crate::testutil::{fixture, floats_matrix, ints};
+
+    #[test]
+    fn matches_imbalanced_learn_with_stub_draws() {
+        let root = fixture("smote.json");
+        let cases = root["smote"].as_array().unwrap();
+        assert!(cases.len() >= 5);
+        for case in cases {
+            let name = case["name"].as_str().unwrap();
+            let x = floats_matrix(&case["x"]);
+            let y = ndarray::Array1::from(ints(&case["y"]));
+            let strategy: SamplingStrategy = case["params"]["sampling_strategy"].as_str().unwrap().parse().unwrap();
+            let k = case["params"]["k_neighbors"].as_u64().unwrap() as usize;
+            let s = Smote::new().sampling_strategy(strategy).k_neighbors(k);
+            let got = s.resample_with(x.view(), y.view(), &mut Stub::default()).unwrap();
+            assert_eq!(got.y.to_vec(), ints(&case["y_res"]), "{name}: y");
+            // Same draws, same neighbours, same operation order: bit-identical.
+            assert_eq!(got.x, floats_matrix(&case["x_res"]), "{name}: x");
+        }
+    }
+
+    #[test]
+    fn one_dimensional_oracle_from_the_spec() {
+        // spec §8.2: minority {0, 10} with k = 1: every new point in [0, 10]; with step 0.5 it is exactly 5.
+        let x = ndarray::array![[0.0], [10.0], [100.0], [101.0], [102.0], [103.0]];
+        let y = ndarray::array![1_i64, 1, 0, 0, 0, 0];
+        let out = Smote::new().k_neighbors(1).fit_resample(x.view(), y.view(), 3).unwrap();
+        assert_eq!(out.y.len(), 8);
+        assert!(out.x.column(0).iter().skip(6).all(|&v| (0.0..=10.0).contains(&v)));
+        let mut half = Growing::new(x.view(), y.view(), Some(2)).unwrap();
+        half.push_synthetic(1, &[0, 1], &[1, 0], &[0.5, 0.5], None);
+        let half = half.finish().unwrap();
+        assert_eq!(half.x.column(0).to_vec()[6..], [5.0, 5.0]);
+    }
+
+    #[test]
+    fn numpy_sum_is_pairwise() {
+        // 2^53 absorbs a lone 1.0 (a tie, rounded to even) but not the pairs the 8 accumulators form:
+        // r = [2^53 + 1, 1 + 1, …, 1 + 1] = [2^53, 2, 2, 2, 2, 2, 2, 2]; ((2^53 + 2) + 4) + (4 + 4) = 2^53 + 14,
+        // where a sequential sum stays at 2^53.
+        let big = 9_007_199_254_740_992.0;
+        let mut a = vec![big];
+        a.extend(std::iter::repeat_n(1.0, 15));
+        assert_eq!(numpy_sum(&a), big + 14.0);
+        assert_eq!(a.iter().fold(0.0, |s, v| s + v), big);
+        assert_eq!(numpy_sum(&[0.1, 0.2, 0.3]), 0.1 + 0.2 + 0.3);
+        let long: Vec<f64> = (0..1000).map(|i| (i as f64).sin()).collect();
+        let plain: f64 = long.iter().sum();
+        assert!((numpy_sum(&long) - plain).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_parameters() {
+        assert!(matches!(Smote::new().k_neighbors(0).check(), Err(Error::Parameter { name: "k_neighbors", .. })));
+        let x = ndarray::array![[0.0], [1.0], [2.0], [3.0], [5.0]];
+        let y = ndarray::array![0_i64, 0, 0, 1, 1];
+        let err = Smote::new().fit_resample(x.view(), y.view(), 0).unwrap_err();
+        assert!(
+            matches!(&err, Error::Degenerate { what }
+                if what.contains("class 1 has 2 samples") && what.contains("k_neighbors = 5")),
+            "{err}"
+        );
+        assert!(Smote::new().k_neighbors(1).fit_resample(x.view(), y.view(), 0).is_ok());
+    }
+}
