@@ -36,7 +36,13 @@ Output: one `key value` line per metric (keys named after scikit-learn's functio
 Examples:
   losskit metrics --input predictions.csv
   losskit metrics --input scores.npz --task multiclass --json
-  losskit metrics --input embeddings.npz --k max_bin_count --distance cosine";
+  losskit metrics --input embeddings.npz --k max_bin_count --distance cosine
+  losskit metrics --input scores.npz --plot plots/
+
+--plot DIR (binary and multiclass with y_score) writes roc.png/.svg, pr.png/.svg and, when the scores are
+probabilities, reliability.png/.svg (one-vs-rest curves per class for multiclass). Text is drawn with the
+font in $LOSSKIT_FONT, else DejaVu Sans or Liberation Sans from /usr/share/fonts; without one the charts are
+drawn without text.";
 
 /// Arguments of `losskit metrics`.
 #[derive(clap::Args, Debug)]
@@ -60,6 +66,9 @@ pub struct MetricsArgs {
     /// Retrieval: euclidean or cosine
     #[arg(long, value_name = "DIST", default_value = "euclidean")]
     pub distance: String,
+    /// Write ROC, precision-recall and reliability diagrams (PNG and SVG) into this folder (binary, multiclass)
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
 }
 
 /// The tasks.
@@ -483,7 +492,225 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
         _ => infer(&inputs)?,
     };
     let outcome = evaluate(&inputs, task, args).with_context(|| format!("{} metrics", task.name()))?;
+    if let Some(dir) = &args.plot {
+        plot::write_all(&inputs, task, dir).with_context(|| format!("--plot {}", dir.display()))?;
+    }
     let text = if args.json { render_json(&outcome) } else { render_text(&outcome) };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing to stdout")
+}
+
+/// `--plot`: ROC, PR and reliability diagrams with plotters (bitmap + SVG backends, text by ab_glyph).
+mod plot {
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    use plotters::coord::Shift;
+    use plotters::prelude::*;
+
+    use losskit::metrics::{BinaryRanking, CalibrationError};
+
+    use super::{Arr, Inputs, Task, bad, probabilities};
+
+    const SIZE: (u32, u32) = (640, 480);
+    const FONTS: &[&str] = &[
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+        "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
+    ];
+
+    /// Registers a TrueType font as "sans-serif" once; false when none could be read.
+    fn font() -> bool {
+        static FONT: OnceLock<bool> = OnceLock::new();
+        *FONT.get_or_init(|| {
+            let env = std::env::var_os("LOSSKIT_FONT");
+            let candidates = env.iter().map(std::path::PathBuf::from).chain(FONTS.iter().map(|p| p.into()));
+            for path in candidates {
+                if let Ok(bytes) = std::fs::read(&path) {
+                    // The font lives as long as the process: plotters keeps a &'static reference to it.
+                    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                    if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                        return true;
+                    }
+                }
+            }
+            false
+        })
+    }
+
+    /// One chart: named polylines in the unit square, optionally the chance diagonal.
+    struct Chart {
+        file: &'static str,
+        title: String,
+        x: &'static str,
+        y: &'static str,
+        diagonal: bool,
+        series: Vec<(String, Vec<(f64, f64)>)>,
+    }
+
+    fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &Chart, text: bool) -> anyhow::Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("drawing {}: {e}", c.file);
+        root.fill(&WHITE).map_err(err)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder.margin(12);
+        if text {
+            builder.caption(&c.title, ("sans-serif", 20)).x_label_area_size(40).y_label_area_size(50);
+        }
+        let mut chart = builder.build_cartesian_2d(0.0..1.0, 0.0..1.0).map_err(err)?;
+        let mut mesh = chart.configure_mesh();
+        if text {
+            mesh.x_desc(c.x).y_desc(c.y).label_style(("sans-serif", 13));
+        } else {
+            mesh.x_labels(0).y_labels(0);
+        }
+        mesh.draw().map_err(err)?;
+        if c.diagonal {
+            chart
+                .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4).stroke_width(1)))
+                .map_err(err)?;
+        }
+        for (i, (name, points)) in c.series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let drawn =
+                chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2))).map_err(err)?;
+            if text {
+                drawn
+                    .label(name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            }
+        }
+        if text && !c.series.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .label_font(("sans-serif", 13))
+                .draw()
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+        Ok(())
+    }
+
+    fn save(dir: &Path, c: &Chart) -> anyhow::Result<()> {
+        let text = font();
+        let png = dir.join(format!("{}.png", c.file));
+        draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), c, text)?;
+        let svg = dir.join(format!("{}.svg", c.file));
+        draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), c, text)?;
+        Ok(())
+    }
+
+    /// ROC and PR charts of the binary problems `(name, y_true ∈ {0, 1}, score)`.
+    fn curves(problems: &[(String, Vec<i64>, Vec<f64>)]) -> anyhow::Result<(Chart, Chart)> {
+        let (mut roc, mut pr) = (Vec::new(), Vec::new());
+        for (name, t, s) in problems {
+            let mut r = BinaryRanking::new();
+            r.update(ndarray::ArrayView1::from(t), ndarray::ArrayView1::from(s), None)?;
+            let c = r.roc_curve(true)?;
+            let auc = r.roc_auc(None)?;
+            roc.push((format!("{name} (AUC {auc:.3})"), c.fpr.iter().copied().zip(c.tpr.iter().copied()).collect()));
+            let p = r.precision_recall_curve(true)?;
+            let ap = r.average_precision()?;
+            pr.push((
+                format!("{name} (AP {ap:.3})"),
+                p.recall.iter().copied().zip(p.precision.iter().copied()).collect(),
+            ));
+        }
+        let roc = Chart {
+            file: "roc",
+            title: "ROC curve".into(),
+            x: "false positive rate",
+            y: "true positive rate",
+            diagonal: true,
+            series: roc,
+        };
+        let pr = Chart {
+            file: "pr",
+            title: "Precision-recall curve".into(),
+            x: "recall",
+            y: "precision",
+            diagonal: false,
+            series: pr,
+        };
+        Ok((roc, pr))
+    }
+
+    fn reliability(cal: &CalibrationError) -> anyhow::Result<Chart> {
+        let d = cal.reliability_diagram()?;
+        let points: Vec<(f64, f64)> = d
+            .confidence
+            .iter()
+            .zip(&d.accuracy)
+            .zip(&d.count)
+            .filter(|(_, n)| **n > 0)
+            .map(|((&c, &a), _)| (c, a))
+            .collect();
+        let ece = cal.expected()?;
+        Ok(Chart {
+            file: "reliability",
+            title: "Reliability diagram".into(),
+            x: "mean confidence",
+            y: "accuracy",
+            diagonal: true,
+            series: vec![(format!("model (ECE {ece:.3})"), points)],
+        })
+    }
+
+    /// Writes the charts of `inputs` into `dir` (created if missing).
+    pub(super) fn write_all(inputs: &Inputs, task: Task, dir: &Path) -> anyhow::Result<()> {
+        let mut charts = Vec::new();
+        match task {
+            Task::Binary => {
+                let t = inputs.need("y_true", task)?.ints1()?;
+                let s = inputs
+                    .get("y_score")
+                    .map(Arr::floats1)
+                    .transpose()?
+                    .ok_or_else(|| bad("--plot needs `y_score`".to_string()))?;
+                let (roc, pr) = curves(&[("positive class".into(), t.to_vec(), s.to_vec())])?;
+                charts.extend([roc, pr]);
+                if probabilities(&s.clone().into_dyn()) {
+                    let mut cal = CalibrationError::new(15)?;
+                    cal.update_binary(t.view(), s.view())?;
+                    charts.push(reliability(&cal)?);
+                }
+            }
+            Task::Multiclass => {
+                let t = inputs.need("y_true", task)?.ints1()?;
+                let s = inputs
+                    .get("y_score")
+                    .map(Arr::floats2)
+                    .transpose()?
+                    .ok_or_else(|| bad("--plot needs `y_score`".to_string()))?;
+                let problems: Vec<(String, Vec<i64>, Vec<f64>)> = (0..s.ncols())
+                    .map(|c| {
+                        let y = t.iter().map(|&v| (v == c as i64) as i64).collect();
+                        (format!("class {c}"), y, s.column(c).to_vec())
+                    })
+                    .collect();
+                let (roc, pr) = curves(&problems)?;
+                charts.extend([roc, pr]);
+                if probabilities(&s.clone().into_dyn()) {
+                    let mut cal = CalibrationError::new(15)?;
+                    cal.update_multiclass(t.view(), s.view())?;
+                    charts.push(reliability(&cal)?);
+                }
+            }
+            other => {
+                return Err(bad(format!("--plot draws binary and multiclass scores, not the {} task", other.name())));
+            }
+        }
+        std::fs::create_dir_all(dir)?;
+        for c in &charts {
+            save(dir, c)?;
+        }
+        Ok(())
+    }
 }

@@ -304,3 +304,53 @@ fn every_bad_input_exits_2_with_one_line() {
         assert!(err.starts_with("losskit: ") && err.contains(needle), "{what}: {err}");
     }
 }
+
+/// PNG width and height from the IHDR chunk.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    (be(16), be(20))
+}
+
+#[test]
+fn plot_writes_roc_pr_and_reliability_as_png_and_svg() {
+    let c = Case::new();
+    let input = c.npz(vec![("y_true", A::I64(y_true().into_dyn())), ("y_score", A::F64(y_score().into_dyn()))]);
+    let out = c.dir.path().join("plots");
+    let plain = json(&run(&["metrics", "--input", &input, "--json"]));
+    let o = run(&["metrics", "--input", &input, "--json", "--plot", &out.display().to_string()]);
+    assert_eq!(json(&o), plain, "--plot must not change the report");
+    for name in ["roc", "pr", "reliability"] {
+        let png = std::fs::read(out.join(format!("{name}.png"))).expect("png written");
+        assert_eq!(png_size(&png), (640, 480), "{name}");
+        let svg = std::fs::read_to_string(out.join(format!("{name}.svg"))).expect("svg written");
+        assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "{name}: {}", &svg[..svg.len().min(200)]);
+    }
+    // With a system font the legend carries the library's AUC (0.8 on these data: 12 of 15 pairs ordered).
+    let auc = summary::binary_report(y_true().view(), Some(y_score().view()), None, 0.5).unwrap();
+    let auc = auc.iter().find(|(k, _)| k == "roc_auc").unwrap().1;
+    let svg = std::fs::read_to_string(out.join("roc.svg")).unwrap();
+    if Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists() {
+        assert!(svg.contains(&format!("AUC {auc:.3}")), "legend missing");
+    }
+
+    // Multiclass probabilities: one curve per class.
+    let t = array![0_i64, 1, 2, 2, 1, 0];
+    let s =
+        array![[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4], [0.6, 0.3, 0.1], [0.5, 0.4, 0.1]];
+    let input = c.npz(vec![("y_true", A::I64(t.into_dyn())), ("y_score", A::F64(s.into_dyn()))]);
+    let out = c.dir.path().join("mc");
+    let o = run(&["metrics", "--input", &input, "--plot", &out.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(out.join("pr.svg")).unwrap();
+    assert!(svg.matches("<polyline").count() >= 3, "three classes");
+    assert!(out.join("reliability.png").exists());
+
+    // Retrieval has no such charts: a clear error, exit 2.
+    let e = array![[0.0, 1.0], [0.0, 1.1], [1.0, 0.0], [1.1, 0.0]];
+    let input =
+        c.npz(vec![("embeddings", A::F64(e.into_dyn())), ("labels", A::I64(array![0_i64, 0, 1, 1].into_dyn()))]);
+    let o = run(&["metrics", "--input", &input, "--plot", &c.dir.path().join("r").display().to_string()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--plot"), "{}", stderr(&o));
+}

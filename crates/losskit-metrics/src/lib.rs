@@ -62,8 +62,10 @@
 mod agreement;
 mod calibration;
 mod confusion;
+mod inductive_bias;
 mod label_ranking;
 mod multilabel;
+mod neural_collapse;
 mod prf;
 mod ranking;
 pub mod registry;
@@ -76,9 +78,11 @@ mod topk;
 pub use agreement::{KappaConfig, KappaWeights};
 pub use calibration::{CalibrationError, CalibrationNorm, ProperScores, ReliabilityDiagram};
 pub use confusion::ConfusionMatrix;
+pub use inductive_bias::{InductiveBias, InductiveBiasState, NoncentralChi2, inductive_bias};
 pub use label_ranking::LabelRanking;
 pub use losskit_tensor::{Error, Result};
 pub use multilabel::MultilabelConfusion;
+pub use neural_collapse::{GlobalMean, NccMismatch, NeuralCollapse, NeuralCollapseConfig, NeuralCollapseReport};
 pub use prf::{Average, Labels, PrfConfig, PrfScores, Score, Undefined, ZeroDivision};
 pub use ranking::{
     BinaryRanking, BinnedRanking, ClfCurve, MulticlassRanking, PrCurve, RocCurve, average_precision_score,

@@ -467,6 +467,12 @@ pub static METRICS: &[MetricEntry] = &[
         api: "utilization",
         params: &[],
     },
+    crate::neural_collapse::ENTRIES[0],
+    crate::neural_collapse::ENTRIES[1],
+    crate::neural_collapse::ENTRIES[2],
+    crate::neural_collapse::ENTRIES[3],
+    crate::neural_collapse::ENTRIES[4],
+    crate::inductive_bias::ENTRY,
 ];
 
 /// The entry named `name`.
@@ -494,9 +500,16 @@ mod tests {
             assert!(kebab(e.name), "{}", e.name);
             assert!(seen.insert(e.name), "duplicate {}", e.name);
             assert!(
-                ["sklearn.metrics.", "imblearn.metrics.", "torchmetrics.", "pytorch_metric_learning.", "scipy."]
-                    .iter()
-                    .any(|p| e.reference.starts_with(p)),
+                [
+                    "sklearn.metrics.",
+                    "imblearn.metrics.",
+                    "torchmetrics.",
+                    "pytorch_metric_learning.",
+                    "scipy.",
+                    "numpy."
+                ]
+                .iter()
+                .any(|p| e.reference.starts_with(p)),
                 "{}",
                 e.reference
             );
@@ -527,6 +540,9 @@ mod tests {
                 "distance" => p.default.parse::<crate::Distance>().is_ok(),
                 "avg_of_avgs" => p.default.parse::<bool>().is_ok(),
                 "multi_class" => ["ovr", "ovo"].contains(&p.default),
+                "rcond" => p.default.parse::<f64>().is_ok(),
+                "global_mean" => ["samples", "class_means"].contains(&p.default),
+                "target_error" => p.default == "required",
                 other => panic!("parameter {other} has no parser test"),
             };
             assert!(ok, "{} default {:?}", p.name, p.default);

@@ -3,7 +3,9 @@
 mod bad_input;
 mod calibration;
 mod extra;
+mod inductive_bias;
 mod merge;
+mod neural_collapse;
 mod ranking;
 mod retrieval;
 mod sklearn;
