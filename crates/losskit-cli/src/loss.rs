@@ -14,6 +14,7 @@ use ndarray_npy::WritableElement;
 
 use losskit::Real;
 use losskit::losses::{DynBinaryLoss, DynClassLoss, LossEntry, LossOutput, Params, Range, Reduction, Targets};
+use losskit::losses::{DynEmbeddingLoss, DynProxyLoss, EmbeddingLoss, Family, ProxyLoss, Reference};
 
 use crate::cli::bad;
 use crate::npz::{self, AnyArray, NpzInput, NpzOutput};
@@ -169,6 +170,9 @@ pub fn run(args: &LossArgs) -> anyhow::Result<()> {
         npz::check_output_path(out)?;
     }
     let mut input = NpzInput::open(&args.input)?;
+    if matches!(entry.family, Family::Embedding | Family::Proxy) {
+        return run_metric(entry, &params, &mut input, args);
+    }
     // Building once with the scalar parameters validates them and tells which forms the loss has; it is built
     // again below once the vector parameters (arrays in the file, whose precision is not known yet) are set.
     let forms = (entry.build)(&params).with_context(|| format!("building {}", entry.name))?;
@@ -393,6 +397,155 @@ fn write_output<F: Float, D: Dimension>(
     }
     file.add(grad_name, grad)?;
     file.finish()
+}
+
+// ---- Embedding and proxy losses -------------------------------------------------------------------------------
+
+/// What an embedding or proxy loss run gives back, whatever its family: the value, the per-sample (per-anchor or
+/// per-proxy) values and each differentiable input's gradient by output name.
+struct MetricOut<F> {
+    value: F,
+    per_sample: Option<Array1<F>>,
+    grads: Vec<(&'static str, Array2<F>)>,
+}
+
+/// The float precisions for the embedding and proxy families.
+trait MetricFloat: Float {
+    fn embedding(
+        loss: &dyn DynEmbeddingLoss,
+        x: ArrayView2<'_, Self>,
+        labels: ArrayView1<'_, i64>,
+        reference: Option<Reference<'_, Self>>,
+    ) -> losskit::Result<MetricOut<Self>>;
+    fn proxy(
+        loss: &dyn DynProxyLoss,
+        x: ArrayView2<'_, Self>,
+        labels: ArrayView1<'_, i64>,
+        proxies: ArrayView2<'_, Self>,
+    ) -> losskit::Result<MetricOut<Self>>;
+}
+
+macro_rules! impl_metric_float {
+    ($t:ty) => {
+        impl MetricFloat for $t {
+            fn embedding(
+                loss: &dyn DynEmbeddingLoss,
+                x: ArrayView2<'_, Self>,
+                labels: ArrayView1<'_, i64>,
+                reference: Option<Reference<'_, Self>>,
+            ) -> losskit::Result<MetricOut<Self>> {
+                let out = EmbeddingLoss::<$t>::compute(loss, x, labels, reference, true)?;
+                let mut grads: Vec<(&'static str, Array2<Self>)> =
+                    out.grad.into_iter().map(|g| ("grad_embeddings", g)).collect();
+                grads.extend(out.grad_reference.map(|g| ("grad_reference_embeddings", g)));
+                Ok(MetricOut { value: out.value, per_sample: out.per_sample, grads })
+            }
+            fn proxy(
+                loss: &dyn DynProxyLoss,
+                x: ArrayView2<'_, Self>,
+                labels: ArrayView1<'_, i64>,
+                proxies: ArrayView2<'_, Self>,
+            ) -> losskit::Result<MetricOut<Self>> {
+                let out = ProxyLoss::<$t>::compute(loss, x, labels, proxies, true)?;
+                let mut grads: Vec<(&'static str, Array2<Self>)> =
+                    out.grad.into_iter().map(|g| ("grad_embeddings", g)).collect();
+                grads.extend(out.grad_proxies.map(|g| ("grad_proxies", g)));
+                Ok(MetricOut { value: out.value, per_sample: out.per_sample, grads })
+            }
+        }
+    };
+}
+impl_metric_float!(f32);
+impl_metric_float!(f64);
+
+/// `losskit loss` for the embedding family (`embeddings` [N, D] + `labels` [N], optional `reference_embeddings`
+/// [R, D] + `reference_labels` [R]) and the proxy family (adds `proxies` [C, D]).
+fn run_metric(entry: &LossEntry, params: &Params, input: &mut NpzInput, args: &LossArgs) -> anyhow::Result<()> {
+    let forms = entry.build_metric(params).with_context(|| format!("building {}", entry.name))?;
+    let proxy = forms.proxy.is_some();
+    let (needs, reads): (&str, &[&str]) = if proxy {
+        (
+            "`embeddings` [N, D], `labels` [N] (int32/int64, in 0..C) and `proxies` [C, D]",
+            &["embeddings", "labels", "proxies"],
+        )
+    } else {
+        (
+            "`embeddings` [N, D] with `labels` [N] (int32/int64); optional `reference_embeddings` [R, D] with \
+             `reference_labels` [R]",
+            &["embeddings", "labels", "reference_embeddings", "reference_labels"],
+        )
+    };
+    let found = if input.names().is_empty() { "no arrays".to_string() } else { input.names().join(", ") };
+    if let Some(extra) = input.names().iter().find(|n| !reads.contains(&n.as_str())) {
+        return Err(bad(format!(
+            "{} does not read an array named `{extra}` (it reads {}); found: {found}",
+            entry.name,
+            reads.join(", ")
+        )));
+    }
+    let required: &[&str] = if proxy { &["embeddings", "labels", "proxies"] } else { &["embeddings", "labels"] };
+    if required.iter().any(|n| !input.has(n)) || (input.has("reference_embeddings") != input.has("reference_labels")) {
+        return Err(bad(format!("{} needs {needs}; found: {found}", entry.name)));
+    }
+    match input.read("embeddings")? {
+        AnyArray::F32(a) => compute_metric::<f32>(&forms, a, input, params.reduction(), args),
+        AnyArray::F64(a) => compute_metric::<f64>(&forms, a, input, params.reduction(), args),
+        other => Err(bad(format!("array `embeddings` has dtype {}; expected float32 or float64", other.dtype()))),
+    }
+}
+
+fn compute_metric<F: MetricFloat>(
+    forms: &losskit::losses::MetricForms,
+    embeddings: ArrayD<F>,
+    input: &mut NpzInput,
+    reduction: Reduction,
+    args: &LossArgs,
+) -> anyhow::Result<()> {
+    let x: Array2<F> = dims("embeddings", embeddings, "2-D [N, D]")?;
+    let labels = read_labels(input, "labels")?;
+    let (out, timing) = if let Some(loss) = forms.proxy.as_deref() {
+        let w: Array2<F> = dims("proxies", read_float::<F>(input, "proxies", "embeddings")?, "2-D [C, D]")?;
+        let run = || F::proxy(loss, x.view(), labels.view(), w.view());
+        (run()?, args.repeat.map(|k| time_runs(&run, k)).transpose()?)
+    } else {
+        let loss = forms.embedding.as_deref().context("the registry built no embedding form")?;
+        let reference = if input.has("reference_embeddings") {
+            let r: Array2<F> = dims(
+                "reference_embeddings",
+                read_float::<F>(input, "reference_embeddings", "embeddings")?,
+                "2-D [R, D]",
+            )?;
+            Some((r, read_labels(input, "reference_labels")?))
+        } else {
+            None
+        };
+        let run = || {
+            let r = reference.as_ref().map(|(e, l)| Reference { embeddings: e.view(), labels: l.view() });
+            F::embedding(loss, x.view(), labels.view(), r)
+        };
+        (run()?, args.repeat.map(|k| time_runs(&run, k)).transpose()?)
+    };
+    if let Some(path) = &args.output {
+        let mut file = NpzOutput::create(path)?;
+        file.add("loss", &arr0(out.value))?;
+        if reduction == Reduction::None
+            && let Some(per_sample) = &out.per_sample
+        {
+            file.add("per_sample", per_sample)?;
+        }
+        for (name, g) in &out.grads {
+            file.add(name, g)?;
+        }
+        file.finish()?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    match timing {
+        Some((median, min)) => writeln!(stdout, "median_ms={median:.6} min_ms={min:.6}"),
+        None if args.output.is_none() => writeln!(stdout, "{}", out.value),
+        None => Ok(()),
+    }
+    .context("writing to stdout")?;
+    Ok(())
 }
 
 #[cfg(test)]

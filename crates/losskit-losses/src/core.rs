@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 
-use ndarray::{Array, Array1, ArrayView1, ArrayView2, Dimension, Ix1, Ix2};
+use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, Dimension, Ix1, Ix2};
 
 use losskit_tensor::{Real, Result};
 
@@ -86,3 +86,78 @@ impl<T: ClassLoss<f32> + ClassLoss<f64> + Debug + Send + Sync> DynClassLoss for 
 /// A binary loss usable in both precisions behind a trait object.
 pub trait DynBinaryLoss: BinaryLoss<f32> + BinaryLoss<f64> + Debug + Send + Sync {}
 impl<T: BinaryLoss<f32> + BinaryLoss<f64> + Debug + Send + Sync> DynBinaryLoss for T {}
+
+/// A reference set for an embedding loss: pairs are formed between each query row and every reference row (no
+/// self-pair is excluded), as pytorch-metric-learning's `ref_emb` / `ref_labels`.
+#[derive(Clone, Copy, Debug)]
+pub struct Reference<'a, F> {
+    /// Reference embeddings [R, D] (same D as the queries).
+    pub embeddings: ArrayView2<'a, F>,
+    /// Reference labels `[R]`.
+    pub labels: ArrayView1<'a, i64>,
+}
+
+/// What an embedding loss returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddingOutput<F> {
+    /// The reduced loss (for [`Reduction::None`](losskit_tensor::Reduction::None), the sum of `per_sample`).
+    pub value: F,
+    /// Per-anchor values ℓᵢ (the sum of the terms whose anchor is row i), or per-proxy values for proxy-anchor.
+    pub per_sample: Option<Array1<F>>,
+    /// ∂value/∂embeddings [N, D] when `grad` was requested.
+    pub grad: Option<Array2<F>>,
+    /// ∂value/∂reference embeddings [R, D] when a reference set was given and `grad` was requested.
+    pub grad_reference: Option<Array2<F>>,
+}
+
+/// A deep-metric-learning loss on embeddings [N, D] with integer labels `[N]` (any integer values: only equality
+/// matters), optionally against a separate reference set.
+pub trait EmbeddingLoss<F: Real> {
+    /// Computes the loss and, when `grad`, its gradient with respect to the embeddings (and the reference set).
+    ///
+    /// # Errors
+    /// Shape, emptiness, finiteness and parameter errors, each naming the argument.
+    fn compute(
+        &self,
+        embeddings: ArrayView2<'_, F>,
+        labels: ArrayView1<'_, i64>,
+        reference: Option<Reference<'_, F>>,
+        grad: bool,
+    ) -> Result<EmbeddingOutput<F>>;
+}
+
+/// What a proxy (classifier-weight) loss returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxyOutput<F> {
+    /// The reduced loss.
+    pub value: F,
+    /// Per-sample values (per-proxy values for proxy-anchor, whose terms belong to proxies).
+    pub per_sample: Option<Array1<F>>,
+    /// ∂value/∂embeddings [N, D] when `grad` was requested.
+    pub grad: Option<Array2<F>>,
+    /// ∂value/∂proxies [C, D] when `grad` was requested.
+    pub grad_proxies: Option<Array2<F>>,
+}
+
+/// A proxy loss: embeddings [N, D], labels `[N]` in `0..C` and one learnable proxy (class weight) per class [C, D].
+pub trait ProxyLoss<F: Real> {
+    /// Computes the loss and, when `grad`, its gradients with respect to the embeddings and the proxies.
+    ///
+    /// # Errors
+    /// Shape, emptiness, finiteness, label-range and parameter errors, each naming the argument.
+    fn compute(
+        &self,
+        embeddings: ArrayView2<'_, F>,
+        labels: ArrayView1<'_, i64>,
+        proxies: ArrayView2<'_, F>,
+        grad: bool,
+    ) -> Result<ProxyOutput<F>>;
+}
+
+/// An embedding loss usable in both precisions behind a trait object (what the registry builds).
+pub trait DynEmbeddingLoss: EmbeddingLoss<f32> + EmbeddingLoss<f64> + Debug + Send + Sync {}
+impl<T: EmbeddingLoss<f32> + EmbeddingLoss<f64> + Debug + Send + Sync> DynEmbeddingLoss for T {}
+
+/// A proxy loss usable in both precisions behind a trait object.
+pub trait DynProxyLoss: ProxyLoss<f32> + ProxyLoss<f64> + Debug + Send + Sync {}
+impl<T: ProxyLoss<f32> + ProxyLoss<f64> + Debug + Send + Sync> DynProxyLoss for T {}

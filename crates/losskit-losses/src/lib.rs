@@ -43,14 +43,59 @@
 mod binary;
 mod classification;
 mod core;
+mod embedding;
+mod proxy;
 pub mod registry;
 
 pub use crate::binary::BinaryCrossEntropy;
+pub use crate::binary::{AnyLoss, AnyMetric, EnsLoss, EnsLossState};
+pub use crate::classification::{
+    AdversarialOutput, AldrKl, AldrKlState, CbBase, ClassBalanced, CompSum, CrammerSinger, GeneralizedCrossEntropy,
+    GeneralizedFocal, LdrKl, LdrKlTopK, Mae, Psi, SUM_EXP_LINEAR_ABOVE, ScoreNorm, SmoothAdversarialCompSum,
+    SumExponential, WestonWatkins, Z_LOSS_VARIANCE_EPS, ZLoss, class_balanced_weights, dequity_weight, dequity_weights,
+};
 pub use crate::classification::{CrossEntropy, Focal, SigmoidFocal};
+pub use crate::classification::{Dice, OverlapMode, Tversky};
 pub use crate::core::{BinaryLoss, ClassLoss, DynBinaryLoss, DynClassLoss, LossOutput, Targets};
+pub use crate::core::{
+    DynEmbeddingLoss, DynProxyLoss, EmbeddingLoss, EmbeddingOutput, ProxyLoss, ProxyOutput, Reference,
+};
+pub use crate::embedding::{
+    Contrastive, Distance, MinedPairs, MultiSimilarity, MultiSimilarityMiner, SupCon, TripletMargin, TripletMining,
+    stack_views,
+};
+pub use crate::proxy::{ArcFace, CosFace, NormalizedSoftmax, ProxyAnchor};
 pub use losskit_tensor::{Error, Real, Reduction, Result};
+pub use registry::MetricForms;
 pub use registry::{BuiltLoss, Family, LossEntry, ParamSpec, Params, Range};
 
 /// Every registered loss, in `losskit list` order.
-pub static LOSSES: &[LossEntry] =
-    &[classification::cross_entropy::ENTRY, binary::binary_cross_entropy::ENTRY, classification::focal::ENTRY];
+pub static LOSSES: &[LossEntry] = &[
+    classification::cross_entropy::ENTRY,
+    binary::binary_cross_entropy::ENTRY,
+    classification::focal::ENTRY,
+    classification::comp_sum::GCE_ENTRY,
+    classification::comp_sum::MAE_ENTRY,
+    classification::comp_sum::SUM_EXP_ENTRY,
+    classification::comp_sum::COMP_SUM_ENTRY,
+    classification::z_loss::ENTRY,
+    classification::ldr::LDR_ENTRY,
+    classification::ldr::ALDR_ENTRY,
+    classification::ldr::TOP_K_ENTRY,
+    classification::hinge::CS_ENTRY,
+    classification::hinge::WW_ENTRY,
+    classification::class_balanced::ENTRY,
+    classification::generalized_focal::ENTRY,
+    binary::anyloss::ENTRY,
+    classification::dice::ENTRY,
+    classification::tversky::ENTRY,
+    binary::ensloss::ENTRY,
+    embedding::contrastive::ENTRY,
+    embedding::multi_similarity::ENTRY,
+    embedding::triplet_margin::ENTRY,
+    embedding::supcon::ENTRY,
+    proxy::proxy_anchor::ENTRY,
+    proxy::normalized_softmax::ENTRY,
+    proxy::cosface::ENTRY,
+    proxy::arcface::ENTRY,
+];

@@ -369,3 +369,26 @@ impl LossEntry {
 pub fn find(name: &str) -> Result<&'static LossEntry> {
     crate::LOSSES.iter().find(|e| e.name == name).ok_or_else(|| Error::UnknownName { kind: "loss", name: name.into() })
 }
+
+/// The embedding and proxy forms of a registered loss.
+///
+/// They live beside [`BuiltLoss`] rather than in it so that adding them broke no existing `BuiltLoss { .. }`
+/// literal; [`LossEntry::build_metric`] builds them (an embedding or proxy entry's own `build` validates the same
+/// parameters and returns an empty [`BuiltLoss`]).
+#[derive(Debug, Default)]
+pub struct MetricForms {
+    /// The embedding form (`embeddings` [N, D] + `labels` `[N]`).
+    pub embedding: Option<Box<dyn crate::core::DynEmbeddingLoss>>,
+    /// The proxy form (`embeddings` + `labels` + `proxies` [C, D]).
+    pub proxy: Option<Box<dyn crate::core::DynProxyLoss>>,
+}
+
+impl LossEntry {
+    /// Builds the embedding or proxy form of this loss (both `None` for the other families).
+    ///
+    /// # Errors
+    /// As the entry's `build`: invalid parameters.
+    pub fn build_metric(&self, params: &Params) -> Result<MetricForms> {
+        crate::embedding::build_metric(self.name, params)
+    }
+}

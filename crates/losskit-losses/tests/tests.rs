@@ -8,8 +8,11 @@
 //!   input, reductions, weights, permutation, precision, thread-count determinism).
 //! * `identities`: loss-specific identities (shift invariance, zero-sum gradients, focal γ = 0 ≡ cross-entropy, ...).
 
+mod classification;
+mod classification_b;
 mod common;
 mod identities;
+mod metric_learning;
 mod oracle;
 mod registry;
 mod suites;

@@ -43,6 +43,7 @@ pub mod datasets;
 mod model;
 mod optim;
 mod prep;
+mod spherical;
 #[cfg(test)]
 mod testutil;
 mod trainer;
@@ -51,4 +52,5 @@ pub use losskit_tensor::{Error, Result};
 pub use model::{Activation, Gradients, Linear, Mlp, Model, ModelSpec};
 pub use optim::{Adam, AdamState, Optimizer, OptimizerConfig, Sgd, SgdState};
 pub use prep::{Minibatches, Split, Standardizer, derive_seed, shuffle, stratified_split};
+pub use spherical::{DenseZOutput, SphericalZOutput, StepOutput, z_loss_spherical};
 pub use trainer::{ClassWeights, History, Trainer, balanced_class_weights};

@@ -3,6 +3,11 @@
 
 pub(crate) mod driver;
 
+pub(crate) mod anyloss;
+pub(crate) mod batch;
 pub(crate) mod binary_cross_entropy;
+pub(crate) mod ensloss;
 
+pub use anyloss::{AnyLoss, AnyMetric};
 pub use binary_cross_entropy::BinaryCrossEntropy;
+pub use ensloss::{EnsLoss, EnsLossState};

@@ -1,0 +1,575 @@
+//! The pair driver shared by every embedding loss: validation, the similarity or distance matrix through GEMM (whole
+//! or in row tiles), the per-row kernels, the reduction, and the chain rule back through the GEMM and the row
+//! normalisation.
+//!
+//! A loss supplies a [`PairKernel`]: for one anchor row it reads the row vᵢ = (v_i1, …, v_iR) of similarities
+//! (cosine) or distances (Euclidean) to the reference set, returns the row's loss ℓᵢ and writes ∂ℓ/∂vᵢ. The driver
+//! never stores more than one tile of rows of the N × R matrix (and one tile of its gradient), so memory is
+//! O(tile·R + (N + R)·D); with `tile = 0` it picks the whole matrix when it is small (≤ 2²⁴ entries) and tiles of
+//! about 2²² entries otherwise. Dense and tiled runs compute the same values (the row kernels see the same rows) and
+//! the same gradient up to the order in which the tiles' GEMM contributions are summed.
+//!
+//! Losses whose gradient scale depends on global counts that only the matrix can tell (the contrastive loss averages
+//! its positive and its negative terms over their own numbers of non-zero terms) ask for a statistics pass first;
+//! in tiled mode that pass recomputes each tile's GEMM. Losses whose reduction has one global scale (a mean over
+//! anchors, over non-zero anchors, over non-zero triplets) return it from [`PairKernel::finish`] and the driver
+//! scales the accumulated gradient once at the end.
+//!
+//! Rows are independent tasks (rayon); their values are summed in row order in f64, so the value does not depend on
+//! the number of threads.
+
+use std::collections::HashMap;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip, s};
+use rayon::prelude::*;
+
+use losskit_tensor::norm::{l2_normalize_backward, l2_normalize_rows};
+use losskit_tensor::{Error, Real, Result, check};
+
+use crate::core::{EmbeddingOutput, Reference};
+
+/// How two embeddings are compared (pytorch-metric-learning's `distance=` objects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Distance {
+    /// Cosine similarity x̂ᵢ·x̂ⱼ of L2-normalised rows (PML `CosineSimilarity()`); larger means closer.
+    Cosine,
+    /// Euclidean distance ‖x̂ᵢ − x̂ⱼ‖₂ of L2-normalised rows (PML `LpDistance()`, its default
+    /// `normalize_embeddings=True, p=2, power=1`); smaller means closer.
+    Euclidean,
+    /// Euclidean distance ‖xᵢ − xⱼ‖₂ of the raw rows (PML `LpDistance(normalize_embeddings=False)`).
+    EuclideanUnnormalized,
+}
+
+impl Distance {
+    /// The registry words, in order: `cosine`, `euclidean`, `euclidean-unnormalized`.
+    pub const NAMES: &'static [&'static str] = &["cosine", "euclidean", "euclidean-unnormalized"];
+
+    /// The registry word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Distance::Cosine => "cosine",
+            Distance::Euclidean => "euclidean",
+            Distance::EuclideanUnnormalized => "euclidean-unnormalized",
+        }
+    }
+
+    /// Parses a registry word.
+    ///
+    /// # Errors
+    /// [`Error::ParameterText`] naming `distance`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "cosine" => Ok(Distance::Cosine),
+            "euclidean" => Ok(Distance::Euclidean),
+            "euclidean-unnormalized" => Ok(Distance::EuclideanUnnormalized),
+            _ => Err(Error::ParameterText {
+                name: "distance".into(),
+                value: s.into(),
+                reason: format!("expected one of {}", Self::NAMES.join(", ")),
+            }),
+        }
+    }
+
+    /// +1 for a similarity (larger = closer), −1 for a distance: closeness uᵢⱼ = σ·vᵢⱼ.
+    pub(crate) fn sign<F: Real>(self) -> F {
+        match self {
+            Distance::Cosine => F::one(),
+            Distance::Euclidean | Distance::EuclideanUnnormalized => -F::one(),
+        }
+    }
+
+    fn normalizes(self) -> bool {
+        self != Distance::EuclideanUnnormalized
+    }
+
+    fn is_euclidean(self) -> bool {
+        self != Distance::Cosine
+    }
+}
+
+/// Entries of the matrix kept whole when `tile = 0`.
+const DENSE_MAX: usize = 1 << 24;
+/// Entries per tile when `tile = 0` and the matrix is larger than [`DENSE_MAX`].
+const TILE_ELEMS: usize = 1 << 22;
+
+/// Rows per tile for a `tile` parameter (0 = automatic).
+pub(crate) fn tile_rows(tile: usize, n: usize, r: usize) -> usize {
+    let t = if tile == 0 { if n.saturating_mul(r) <= DENSE_MAX { n } else { TILE_ELEMS / r.max(1) } } else { tile };
+    t.clamp(1, n.max(1))
+}
+
+/// One anchor row as a kernel sees it.
+pub(crate) struct Row<'a, F> {
+    /// Similarities (cosine) or distances (Euclidean) to each reference row.
+    pub v: &'a [F],
+    /// The anchor's label.
+    pub label: i64,
+    /// The reference labels (the batch's own labels without a reference set).
+    pub ref_labels: &'a [i64],
+    /// The anchor's own column (without a reference set), which is neither a positive nor a negative.
+    pub self_col: Option<usize>,
+    /// σ: +1 for a similarity, −1 for a distance.
+    pub sign: F,
+}
+
+impl<F: Real> Row<'_, F> {
+    /// Whether column j is a positive (same label, not the anchor itself).
+    #[inline(always)]
+    pub fn is_pos(&self, j: usize) -> bool {
+        self.ref_labels[j] == self.label && Some(j) != self.self_col
+    }
+    /// Whether column j is a negative (different label).
+    #[inline(always)]
+    pub fn is_neg(&self, j: usize) -> bool {
+        self.ref_labels[j] != self.label
+    }
+    /// Closeness uⱼ = σ·vⱼ (larger = closer, whatever the distance).
+    #[inline(always)]
+    pub fn u(&self, j: usize) -> F {
+        self.sign * self.v[j]
+    }
+}
+
+/// Label-level pair counts of the whole batch (no matrix needed).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counts {
+    /// Anchors N.
+    pub rows: usize,
+    /// Positive pairs (ordered, self excluded).
+    pub pos_pairs: u64,
+    /// Negative pairs (ordered).
+    pub neg_pairs: u64,
+}
+
+impl Counts {
+    /// pytorch-metric-learning's `GenericPairLoss` returns zero when there is at most one pair of each kind.
+    pub fn at_most_one_pair_each(&self) -> bool {
+        self.pos_pairs <= 1 && self.neg_pairs <= 1
+    }
+}
+
+/// What one row returns: its loss ℓᵢ (f64) and up to four tallies summed over rows for [`PairKernel::finish`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RowOut {
+    pub loss: f64,
+    pub tally: [f64; 4],
+}
+
+/// The reduction a kernel decides once every row is done.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Finish {
+    /// The reduced value.
+    pub value: f64,
+    /// Scale applied to the accumulated gradient (the rows wrote unscaled derivatives).
+    pub grad_scale: f64,
+    /// The loss is zero by rule (per-sample values are zeroed too).
+    pub zero: bool,
+}
+
+impl Finish {
+    pub fn zero() -> Self {
+        Finish { value: 0.0, grad_scale: 0.0, zero: true }
+    }
+}
+
+/// One pair loss, row by row. The driver guarantees `v.len() == ref_labels.len() == ds.len()` and `ds` zero on entry.
+pub(crate) trait PairKernel<F: Real>: Sync {
+    /// Whether [`PairKernel::stats`] must run over every row before the main pass.
+    fn needs_stats(&self) -> bool {
+        false
+    }
+    /// Adds this row's statistics to `out` (only called when [`PairKernel::needs_stats`]).
+    fn stats(&self, _row: &Row<'_, F>, _out: &mut [f64; 4]) {}
+    /// Whether the loss is zero from the label counts alone (nothing is computed then).
+    fn zero(&self, counts: &Counts) -> bool;
+    /// ℓᵢ of one row; writes ∂ℓ/∂vᵢ (before the final [`Finish::grad_scale`]) into `ds` when given.
+    fn row(&self, row: &Row<'_, F>, stats: &[f64; 4], ds: Option<&mut [F]>) -> RowOut;
+    /// The reduced value and the gradient scale from the summed tallies.
+    fn finish(&self, tally: &[f64; 4], stats: &[f64; 4], counts: &Counts) -> Finish;
+}
+
+/// Driver options besides the kernel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Setup {
+    pub distance: Distance,
+    /// Rows per tile; 0 = automatic.
+    pub tile: usize,
+}
+
+/// Checks embeddings [N, D] (N ≥ 1, D ≥ 1, finite) and labels `[N]`.
+pub(crate) fn check_embeddings<F: Real>(
+    arg: &'static str,
+    labels_arg: &'static str,
+    x: &ArrayView2<'_, F>,
+    labels: &ArrayView1<'_, i64>,
+) -> Result<()> {
+    let (n, d) = x.dim();
+    check::non_empty(arg, n)?;
+    if d == 0 {
+        return Err(Error::Shape { arg, expected: "[N, D] with D ≥ 1".into(), got: vec![n, d] });
+    }
+    check::shape(labels_arg, labels.shape(), &[Some(n)])?;
+    check::finite(arg, x)
+}
+
+/// Normalised (or copied) rows, their norms when normalised, and squared norms for Euclidean distances.
+struct Side<F> {
+    h: Array2<F>,
+    norms: Option<Array1<F>>,
+    sq: Vec<F>,
+}
+
+fn side<F: Real>(x: ArrayView2<'_, F>, distance: Distance) -> Side<F> {
+    let (h, norms) = if distance.normalizes() {
+        let (h, n) = l2_normalize_rows(x);
+        (h, Some(n))
+    } else {
+        (x.to_owned(), None)
+    };
+    let sq = if distance.is_euclidean() { h.rows().into_iter().map(|r| r.dot(&r)).collect() } else { vec![] };
+    Side { h, norms, sq }
+}
+
+/// The values of rows `r0..r1` against every reference row: similarities, or distances from the GEMM expansion
+/// ‖a‖² + ‖b‖² − 2a·b (clamped at 0, as `torch.cdist` does on its matrix-product path).
+fn tile_values<F: Real>(q: &Side<F>, r: &Side<F>, distance: Distance, r0: usize, r1: usize) -> Array2<F> {
+    let mut v = Array2::zeros((r1 - r0, r.h.nrows()));
+    general_mat_mul(F::one(), &q.h.slice(s![r0..r1, ..]), &r.h.t(), F::zero(), &mut v);
+    if distance.is_euclidean() {
+        let two = F::c(2.0);
+        let sq_r = &r.sq;
+        Zip::indexed(v.rows_mut()).par_for_each(|i, mut row| {
+            let a = q.sq[r0 + i];
+            for (x, &b) in row.iter_mut().zip(sq_r) {
+                *x = (a + b - two * *x).max(F::zero()).sqrt();
+            }
+        });
+    }
+    v
+}
+
+/// Adds a + aᵀ in place for a square row-major matrix (blocked, so both reads stay in cache).
+fn symmetrize<F: Real>(a: &mut [F], n: usize) {
+    const BS: usize = 64;
+    for bi in (0..n).step_by(BS) {
+        for bj in (bi..n).step_by(BS) {
+            for i in bi..(bi + BS).min(n) {
+                let start = if bi == bj { i } else { bj };
+                for j in start..(bj + BS).min(n) {
+                    let v = a[i * n + j] + a[j * n + i];
+                    a[i * n + j] = v;
+                    a[j * n + i] = v;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `kernel` over every anchor row.
+///
+/// # Errors
+/// [`Error::Empty`], [`Error::Shape`] (D = 0, labels or reference of the wrong shape), [`Error::NonFinite`].
+pub(crate) fn run<F: Real, K: PairKernel<F>>(
+    kernel: &K,
+    setup: Setup,
+    embeddings: ArrayView2<'_, F>,
+    labels: ArrayView1<'_, i64>,
+    reference: Option<Reference<'_, F>>,
+    grad: bool,
+) -> Result<EmbeddingOutput<F>> {
+    check_embeddings("embeddings", "labels", &embeddings, &labels)?;
+    let (n, d) = embeddings.dim();
+    if let Some(r) = &reference {
+        check::non_empty("reference_embeddings", r.embeddings.nrows())?;
+        check::shape("reference_embeddings", r.embeddings.shape(), &[None, Some(d)])?;
+        check::shape("reference_labels", r.labels.shape(), &[Some(r.embeddings.nrows())])?;
+        check::finite("reference_embeddings", &r.embeddings)?;
+    }
+    let distance = setup.distance;
+    let labels: Vec<i64> = labels.iter().copied().collect();
+    let q = side(embeddings, distance);
+    let ref_side = reference.as_ref().map(|r| side(r.embeddings, distance));
+    let ref_labels: Vec<i64> = reference.as_ref().map(|r| r.labels.iter().copied().collect()).unwrap_or_default();
+    let symmetric = reference.is_none();
+    let (rs, rl): (&Side<F>, &[i64]) = match &ref_side {
+        Some(r) => (r, &ref_labels),
+        None => (&q, &labels),
+    };
+    let nr = rs.h.nrows();
+    let counts = pair_counts(&labels, rl, symmetric);
+    let zero_out = |with_ref: bool| EmbeddingOutput {
+        value: F::zero(),
+        per_sample: Some(Array1::zeros(n)),
+        grad: grad.then(|| Array2::zeros((n, d))),
+        grad_reference: (grad && with_ref).then(|| Array2::zeros((nr, d))),
+    };
+    if kernel.zero(&counts) {
+        return Ok(zero_out(!symmetric));
+    }
+    let sign = distance.sign::<F>();
+    let t = tile_rows(setup.tile, n, nr);
+    let tiles: Vec<(usize, usize)> = (0..n).step_by(t).map(|r0| (r0, (r0 + t).min(n))).collect();
+    let make_row = |i: usize| -> (i64, Option<usize>) { (labels[i], symmetric.then_some(i)) };
+
+    // Statistics pass (only for kernels that need global counts before writing their gradient).
+    let mut stats = [0.0_f64; 4];
+    let mut cached: Option<Array2<F>> = None;
+    if kernel.needs_stats() {
+        for &(r0, r1) in &tiles {
+            let v = tile_values(&q, rs, distance, r0, r1);
+            let parts: Vec<[f64; 4]> = v
+                .axis_iter(Axis(0))
+                .into_par_iter()
+                .enumerate()
+                .map(|(k, vrow)| {
+                    let vrow = vrow.to_slice().unwrap_or(&[]); // ok: rows of a fresh standard-layout array
+                    let (label, self_col) = make_row(r0 + k);
+                    let row = Row { v: vrow, label, ref_labels: rl, self_col, sign };
+                    let mut out = [0.0; 4];
+                    kernel.stats(&row, &mut out);
+                    out
+                })
+                .collect();
+            for p in parts {
+                for (s, x) in stats.iter_mut().zip(p) {
+                    *s += x;
+                }
+            }
+            if tiles.len() == 1 {
+                cached = Some(v);
+            }
+        }
+    }
+
+    let mut gq: Option<Array2<F>> = grad.then(|| Array2::zeros((n, d)));
+    let mut gr: Option<Array2<F>> = (grad && !symmetric).then(|| Array2::zeros((nr, d)));
+    let mut per_sample = vec![F::zero(); n];
+    let mut tally = [0.0_f64; 4];
+    let euclid = distance.is_euclidean();
+    for &(r0, r1) in &tiles {
+        let v = match cached.take() {
+            Some(v) => v,
+            None => tile_values(&q, rs, distance, r0, r1),
+        };
+        let rows = r1 - r0;
+        let mut ds: Option<Array2<F>> = grad.then(|| Array2::zeros((rows, nr)));
+        // (row output, Σⱼ wᵢⱼ for the Euclidean chain rule)
+        let run_row = |k: usize, vrow: &[F], dsrow: Option<&mut [F]>| -> (RowOut, F) {
+            let (label, self_col) = make_row(r0 + k);
+            let row = Row { v: vrow, label, ref_labels: rl, self_col, sign };
+            match dsrow {
+                None => (kernel.row(&row, &stats, None), F::zero()),
+                Some(g) => {
+                    let out = kernel.row(&row, &stats, Some(&mut *g));
+                    let mut wsum = F::zero();
+                    if euclid {
+                        // ∂d/∂a = (a − b)/d: write −wᵢⱼ = −gᵢⱼ/dᵢⱼ (0 at d = 0, as torch.cdist's gradient).
+                        for (gj, &dj) in g.iter_mut().zip(vrow) {
+                            let w = if dj > F::zero() { *gj / dj } else { F::zero() };
+                            wsum += w;
+                            *gj = -w;
+                        }
+                    }
+                    (out, wsum)
+                }
+            }
+        };
+        let v_slice = v.as_slice().unwrap_or(&[]); // ok: fresh standard-layout array
+        let outs: Vec<(RowOut, F)> = match ds.as_mut() {
+            Some(ds) => {
+                let ds_slice = ds.as_slice_mut().unwrap_or(&mut []); // ok: fresh standard-layout array
+                v_slice
+                    .par_chunks(nr)
+                    .zip(ds_slice.par_chunks_mut(nr))
+                    .enumerate()
+                    .map(|(k, (vrow, g))| run_row(k, vrow, Some(g)))
+                    .collect()
+            }
+            None => v_slice.par_chunks(nr).enumerate().map(|(k, vrow)| run_row(k, vrow, None)).collect(),
+        };
+        drop(v);
+        for (k, (o, _)) in outs.iter().enumerate() {
+            per_sample[r0 + k] = F::c(o.loss);
+            for (s, x) in tally.iter_mut().zip(o.tally) {
+                *s += x;
+            }
+        }
+        if let (Some(mut ds), Some(gq)) = (ds, gq.as_mut()) {
+            let q_tile = q.h.slice(s![r0..r1, ..]);
+            // Euclidean: column sums cⱼ = Σᵢ wᵢⱼ = −Σᵢ dsᵢⱼ, for the reference side's diagonal term.
+            let col = euclid.then(|| ds.sum_axis(Axis(0)).mapv(|x| -x));
+            if symmetric && tiles.len() == 1 {
+                // Dense, self-referenced: ∂/∂X̂ = (G + Gᵀ)·X̂ in one GEMM.
+                let sl = ds.as_slice_mut().unwrap_or(&mut []); // ok: fresh standard-layout array
+                symmetrize(sl, n);
+                general_mat_mul(F::one(), &ds, &q.h, F::one(), gq);
+            } else {
+                general_mat_mul(F::one(), &ds, &rs.h, F::one(), &mut gq.slice_mut(s![r0..r1, ..]));
+                let target = match gr.as_mut() {
+                    Some(gr) => gr,
+                    None => &mut *gq,
+                };
+                general_mat_mul(F::one(), &ds.t(), &q_tile, F::one(), target);
+            }
+            if let Some(col) = col {
+                for (k, (_, wsum)) in outs.iter().enumerate() {
+                    let i = r0 + k;
+                    let row_h = q.h.row(i);
+                    gq.row_mut(i).scaled_add(*wsum, &row_h);
+                }
+                let target = match gr.as_mut() {
+                    Some(gr) => gr,
+                    None => &mut *gq,
+                };
+                Zip::from(target.rows_mut()).and(rs.h.rows()).and(&col).par_for_each(|mut g, h, &c| {
+                    g.scaled_add(c, &h);
+                });
+            }
+        }
+    }
+
+    let fin = kernel.finish(&tally, &stats, &counts);
+    if fin.zero {
+        return Ok(zero_out(!symmetric));
+    }
+    let scale = F::c(fin.grad_scale);
+    let back = |g: Option<Array2<F>>, s: &Side<F>| -> Result<Option<Array2<F>>> {
+        match g {
+            None => Ok(None),
+            Some(mut g) => {
+                if scale != F::one() {
+                    g.par_mapv_inplace(|x| x * scale);
+                }
+                match &s.norms {
+                    Some(norms) => l2_normalize_backward(g.view(), s.h.view(), norms.view()).map(Some),
+                    None => Ok(Some(g)),
+                }
+            }
+        }
+    };
+    let grad_q = back(gq, &q)?;
+    let grad_r = match &ref_side {
+        Some(r) => back(gr, r)?,
+        None => None,
+    };
+    Ok(EmbeddingOutput {
+        value: F::c(fin.value),
+        per_sample: Some(Array1::from_vec(per_sample)),
+        grad: grad_q,
+        grad_reference: grad_r,
+    })
+}
+
+/// Positive and negative pair counts from the labels alone.
+pub(crate) fn pair_counts(labels: &[i64], ref_labels: &[i64], symmetric: bool) -> Counts {
+    let mut freq: HashMap<i64, u64> = HashMap::new();
+    for &l in ref_labels {
+        *freq.entry(l).or_default() += 1;
+    }
+    let r = ref_labels.len() as u64;
+    let mut c = Counts { rows: labels.len(), ..Counts::default() };
+    for &l in labels {
+        let same = freq.get(&l).copied().unwrap_or(0);
+        c.pos_pairs += same - u64::from(symmetric && same > 0);
+        c.neg_pairs += r - same;
+    }
+    c
+}
+
+/// log(1 + Σₖ e^{wₖ}) over the masked entries of a row, with its softmax written into `p` (0 off the mask).
+/// Returns (value, Σ mask): the value is 0 when the mask is empty, as PML's masked `logsumexp(add_one=True)`.
+#[inline(always)]
+pub(crate) fn lse1_masked<F: Real>(
+    w: impl Fn(usize) -> F,
+    mask: impl Fn(usize) -> bool,
+    len: usize,
+    p: Option<&mut [F]>,
+) -> (f64, usize) {
+    let mut m = F::zero();
+    let mut count = 0usize;
+    for j in 0..len {
+        if mask(j) {
+            count += 1;
+            let x = w(j);
+            if x > m {
+                m = x;
+            }
+        }
+    }
+    if count == 0 {
+        return (0.0, 0);
+    }
+    let mut z = (-m).fast_exp();
+    match p {
+        Some(p) => {
+            for j in 0..len {
+                if mask(j) {
+                    let e = (w(j) - m).fast_exp();
+                    z += e;
+                    p[j] = e;
+                }
+            }
+            let inv = F::one() / z;
+            for j in 0..len {
+                if mask(j) {
+                    p[j] *= inv;
+                }
+            }
+        }
+        None => {
+            for j in 0..len {
+                if mask(j) {
+                    z += (w(j) - m).fast_exp();
+                }
+            }
+        }
+    }
+    (m.f64() + z.f64().ln(), count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn symmetrize_adds_the_transpose() {
+        let n = 130;
+        let a: Vec<f64> = (0..n * n).map(|k| (k as f64 * 0.37).sin()).collect();
+        let mut b = a.clone();
+        symmetrize(&mut b, n);
+        for i in 0..n {
+            for j in 0..n {
+                assert_eq!(b[i * n + j], a[i * n + j] + a[j * n + i]);
+            }
+        }
+    }
+
+    #[test]
+    fn pair_counts_exclude_self_only_without_reference() {
+        let c = pair_counts(&[0, 0, 1], &[0, 0, 1], true);
+        assert_eq!((c.pos_pairs, c.neg_pairs), (2, 4));
+        let c = pair_counts(&[0, 5], &[0, 0, 1], false);
+        assert_eq!((c.pos_pairs, c.neg_pairs), (2, 4));
+    }
+
+    #[test]
+    fn tiles_cover_the_rows() {
+        assert_eq!(tile_rows(0, 10, 10), 10);
+        assert_eq!(tile_rows(3, 10, 10), 3);
+        assert_eq!(tile_rows(30, 10, 10), 10);
+        assert_eq!(tile_rows(0, 1 << 15, 1 << 15), 128);
+    }
+
+    #[test]
+    fn distance_words_round_trip() {
+        for w in Distance::NAMES {
+            assert_eq!(Distance::parse(w).unwrap().as_str(), *w);
+        }
+        assert!(matches!(Distance::parse("manhattan"), Err(Error::ParameterText { .. })));
+        let x = array![[1.0_f64, 0.0]];
+        let y = ndarray::Array1::from(vec![0_i64]);
+        assert!(check_embeddings("embeddings", "labels", &x.view(), &y.view()).is_ok());
+    }
+}
