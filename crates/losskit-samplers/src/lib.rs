@@ -43,17 +43,25 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod adasyn;
+mod batch;
 mod borderline_smote;
 mod class_weight;
+mod cluster_centroids;
+mod clustering;
 mod combine;
 mod draw;
 mod edited_nearest_neighbours;
+mod kmeans_smote;
 pub mod knn;
 mod near_miss;
 mod random_over;
 mod random_under;
+mod rcal;
 pub mod registry;
+mod reweight;
 mod smote;
+mod smote_nc;
+mod smoten;
 mod strategy;
 #[cfg(test)]
 mod testutil;
@@ -62,18 +70,26 @@ mod tomek_links;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 pub use adasyn::Adasyn;
+pub use batch::{ClassBalanced, DualSampler, MPerClass, batches};
 pub use borderline_smote::{BorderlineKind, BorderlineSmote};
 pub use class_weight::{
     compute_class_weight_balanced, compute_class_weight_balanced_weighted, effective_number_weights,
 };
+pub use cluster_centroids::{ClusterCentroids, Voting};
+pub use clustering::{Clustering, Dbscan, KMeans, Subclasses, cluster_likelihoods, sbcl_subclasses};
 pub use combine::{SmoteEnn, SmoteTomek};
 pub use edited_nearest_neighbours::{EditedNearestNeighbours, KindSel};
+pub use kmeans_smote::KMeansSmote;
 pub use losskit_tensor::{Error, Result};
 pub use near_miss::NearMiss;
 pub use random_over::RandomOverSampler;
 pub use random_under::RandomUnderSampler;
+pub use rcal::{ClassGaussian, Rcal};
 pub use registry::{BuildSampler, SAMPLERS, SamplerEntry, SamplerParam};
+pub use reweight::{LossReweight, ReweightStrategy, reweight};
 pub use smote::Smote;
+pub use smote_nc::SmoteNc;
+pub use smoten::Smoten;
 pub use strategy::{ClassCounts, SamplingKind, SamplingStrategy, check_sampling_strategy, class_counts};
 pub use tomek_links::TomekLinks;
 

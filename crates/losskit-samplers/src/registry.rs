@@ -85,6 +85,10 @@ pub static SAMPLERS: &[SamplerEntry] = &[
     NEAR_MISS,
     SMOTE_TOMEK,
     SMOTE_ENN,
+    SMOTE_NC,
+    SMOTEN,
+    KMEANS_SMOTE,
+    CLUSTER_CENTROIDS,
 ];
 
 /// Finds a registered sampler by name.
@@ -409,6 +413,128 @@ const SMOTE_ENN: SamplerEntry = SamplerEntry {
         let v = Values::parse("smote-enn", SMOTE_ENN_PARAMS, pairs)?;
         let mut s = SmoteEnn::new().sampling_strategy(v.strategy()?).k_neighbors(v.count("k_neighbors")?);
         s.enn = s.enn.n_neighbors(v.count("n_neighbors")?).kind_sel(v.parsed("kind_sel")?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
+const SMOTE_NC_PARAMS: &[SamplerParam] = &[
+    param(
+        "categorical_features",
+        "none",
+        "column indices such as [0,3] (required: some, not all)",
+        "the nominal columns; the others are continuous",
+    ),
+    OVER_STRATEGY,
+    K_NEIGHBORS,
+];
+
+/// A list of column indices: `[0,3]`, `0,3` or `none` (empty).
+fn column_list(name: &'static str, text: &str) -> Result<Vec<usize>> {
+    let t = text.trim().trim_start_matches('[').trim_end_matches(']').trim();
+    if t.is_empty() || t == "none" {
+        return Ok(Vec::new());
+    }
+    t.split(',')
+        .map(|p| {
+            p.trim().parse().map_err(|_| Error::ParameterText {
+                name: name.into(),
+                value: text.into(),
+                reason: "expected column indices such as [0,3]".into(),
+            })
+        })
+        .collect()
+}
+
+const SMOTE_NC: SamplerEntry = SamplerEntry {
+    name: "smote-nc",
+    kind: SamplingKind::Over,
+    summary: "SMOTE for mixed continuous and nominal columns: median-std penalty, majority vote of nominal values",
+    paper: "chawla2002smote",
+    reference: "Chawla, Bowyer, Hall, Kegelmeyer (2002), SMOTE: Synthetic Minority Over-sampling Technique, JAIR 16, \
+                §6.1 (imbalanced-learn's SMOTENC)",
+    params: SMOTE_NC_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("smote-nc", SMOTE_NC_PARAMS, pairs)?;
+        let s = crate::SmoteNc::new(column_list("categorical_features", v.raw("categorical_features"))?)
+            .sampling_strategy(v.strategy()?)
+            .k_neighbors(v.count("k_neighbors")?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
+const SMOTEN_PARAMS: &[SamplerParam] = &[OVER_STRATEGY, K_NEIGHBORS];
+
+const SMOTEN: SamplerEntry = SamplerEntry {
+    name: "smoten",
+    kind: SamplingKind::Over,
+    summary: "SMOTE for nominal-only data: value difference metric, per-feature mode of the neighbourhood",
+    paper: "chawla2002smote",
+    reference: "Chawla, Bowyer, Hall, Kegelmeyer (2002), SMOTE: Synthetic Minority Over-sampling Technique, JAIR 16, \
+                §6.2; Stanfill, Waltz (1986), Toward memory-based reasoning, CACM 29(12) (imbalanced-learn's SMOTEN)",
+    params: SMOTEN_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("smoten", SMOTEN_PARAMS, pairs)?;
+        let s = crate::Smoten::new().sampling_strategy(v.strategy()?).k_neighbors(v.count("k_neighbors")?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
+const KMEANS_SMOTE_PARAMS: &[SamplerParam] = &[
+    OVER_STRATEGY,
+    param("k_neighbors", "2", "integer ≥ 1", "nearest same-class neighbours within a cluster"),
+    param("n_clusters", "8", "integer ≥ 1", "k-means clusters over the whole data set"),
+    param(
+        "cluster_balance_threshold",
+        "none",
+        "none | share in [0, 1]",
+        "minimum class share of a cluster; none = auto",
+    ),
+    param("density_exponent", "none", "none | ≥ 0", "exponent of the mean distance in the sparsity; none = auto"),
+];
+
+const KMEANS_SMOTE: SamplerEntry = SamplerEntry {
+    name: "kmeans-smote",
+    kind: SamplingKind::Over,
+    summary: "k-means clustering, then SMOTE inside the clusters where the class is frequent, more in sparse ones",
+    paper: "douzas2018improving",
+    reference: "Douzas, Bacao, Last (2018), Improving imbalanced learning through a heuristic oversampling method \
+                based on k-means and SMOTE, Information Sciences 465 (imbalanced-learn's KMeansSMOTE)",
+    params: KMEANS_SMOTE_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("kmeans-smote", KMEANS_SMOTE_PARAMS, pairs)?;
+        let s = crate::KMeansSmote::new()
+            .sampling_strategy(v.strategy()?)
+            .k_neighbors(v.count("k_neighbors")?)
+            .n_clusters(v.count("n_clusters")?)
+            .cluster_balance_threshold(v.opt_f64("cluster_balance_threshold")?)
+            .density_exponent(v.opt_f64("density_exponent")?);
+        s.check()?;
+        Ok(Box::new(s))
+    },
+};
+
+const UNDER_STRATEGY: SamplerParam =
+    param("sampling_strategy", "auto", STRATEGY_RANGE, "classes to shrink and the counts to keep; auto = not minority");
+
+const CLUSTER_CENTROIDS_PARAMS: &[SamplerParam] = &[
+    UNDER_STRATEGY,
+    param("voting", "auto", "auto | soft | hard", "soft = the k-means centroids, hard = the rows nearest to them"),
+];
+
+const CLUSTER_CENTROIDS: SamplerEntry = SamplerEntry {
+    name: "cluster-centroids",
+    kind: SamplingKind::Under,
+    summary: "under-sampling by k-means: each targeted class becomes its centroids (or the rows nearest to them)",
+    paper: "yen2009cluster",
+    reference: "Lemaître, Nogueira, Aridas (2017), Imbalanced-learn, JMLR 18(17) (ClusterCentroids); Yen, Lee \
+                (2009), Expert Systems with Applications 36(3)",
+    params: CLUSTER_CENTROIDS_PARAMS,
+    build: |pairs| {
+        let v = Values::parse("cluster-centroids", CLUSTER_CENTROIDS_PARAMS, pairs)?;
+        let s = crate::ClusterCentroids::new().sampling_strategy(v.strategy()?).voting(v.parsed("voting")?);
         s.check()?;
         Ok(Box::new(s))
     },

@@ -6,3 +6,4 @@ mod invariants;
 mod knn;
 mod smote;
 mod strategy;
+mod weights;
