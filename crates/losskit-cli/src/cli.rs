@@ -11,7 +11,7 @@ use std::io;
 
 use clap::{Parser, Subcommand};
 
-use crate::{arena, list, loss, metrics};
+use crate::{arena, list, loss, metrics, resample};
 
 /// Losses with analytic gradients, samplers and metrics for imbalanced, noisy and metric learning.
 ///
@@ -40,6 +40,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Report classification, calibration and retrieval metrics from a CSV or .npz file.
     Metrics(metrics::MetricsArgs),
+    /// Over- or under-sample a CSV or .npz data set with a registered sampler.
+    Resample(resample::ResampleArgs),
 }
 
 /// Parses `args` (the first being the program name) and runs the subcommand.
@@ -70,6 +72,7 @@ where
         Command::Loss(args) => loss::run(args),
         Command::List(args) => list::run(args),
         Command::Metrics(args) => metrics::run(args),
+        Command::Resample(args) => resample::run(args),
     }
 }
 

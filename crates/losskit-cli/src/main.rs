@@ -9,6 +9,7 @@ mod list;
 mod loss;
 mod metrics;
 mod npz;
+mod resample;
 
 use std::io::Write;
 use std::process::ExitCode;
