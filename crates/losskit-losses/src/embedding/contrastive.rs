@@ -149,12 +149,18 @@ impl<F: Real> PairKernel<F> for Kernel<F> {
     }
 
     fn stats(&self, row: &Row<'_, F>, out: &mut [f64; 4]) {
-        for j in 0..row.v.len() {
-            if let Some((t, _, pos)) = self.term(row, j)
+        // Positives: the few same-label columns (scalar); negatives: the runs between them (vectorised).
+        let same = driver::same_label_cols(row);
+        for &j in &same {
+            if let Some((t, _, true)) = self.term(row, j)
                 && t > F::zero()
             {
-                out[usize::from(!pos)] += 1.0;
+                out[0] += 1.0;
             }
+        }
+        let (sg, nm) = (row.sign, self.nm);
+        for (j0, j1) in driver::runs_between(&same, row.v.len()) {
+            out[1] += row.v[j0..j1].iter().filter(|&&vj| sg * (vj - nm) > F::zero()).count() as f64;
         }
     }
 
@@ -165,18 +171,32 @@ impl<F: Real> PairKernel<F> for Kernel<F> {
     fn row(&self, row: &Row<'_, F>, stats: &[f64; 4], mut ds: Option<&mut [F]>) -> RowOut {
         let inv = |k: usize| if self.mean && stats[k] > 0.0 { F::c(1.0 / stats[k]) } else { F::one() };
         let (sp, sn) = (inv(0), inv(1));
-        let (mut lp, mut ln) = (0.0_f64, 0.0_f64);
-        for j in 0..row.v.len() {
-            if let Some((t, dt, pos)) = self.term(row, j)
+        let same = driver::same_label_cols(row);
+        let mut lp = 0.0_f64;
+        for &j in &same {
+            if let Some((t, dt, true)) = self.term(row, j)
                 && t > F::zero()
             {
-                if pos {
-                    lp += t.f64();
-                } else {
-                    ln += t.f64();
-                }
+                lp += t.f64();
                 if let Some(g) = ds.as_deref_mut() {
-                    g[j] = dt * if pos { sp } else { sn };
+                    g[j] = dt * sp;
+                }
+            }
+        }
+        // Negatives: relu(σ·(v − m⁻)) over the runs between the same-label columns, branch-free.
+        let (sg, nm) = (row.sign, self.nm);
+        let t = |vj: F| sg * (vj - nm);
+        let gn = sg * sn;
+        let mut ln = 0.0_f64;
+        for (j0, j1) in driver::runs_between(&same, row.v.len()) {
+            let v = &row.v[j0..j1];
+            ln += driver::lanes_sum_f64(v, |vj| {
+                let x = t(vj);
+                if x > F::zero() { x.f64() } else { 0.0 }
+            });
+            if let Some(g) = ds.as_deref_mut() {
+                for (gj, &vj) in g[j0..j1].iter_mut().zip(v) {
+                    *gj = if t(vj) > F::zero() { gn } else { F::zero() };
                 }
             }
         }

@@ -249,21 +249,28 @@ fn tile_values<F: Real>(q: &Side<F>, r: &Side<F>, distance: Distance, r0: usize,
     v
 }
 
-/// Adds a + aᵀ in place for a square row-major matrix (blocked, so both reads stay in cache).
-fn symmetrize<F: Real>(a: &mut [F], n: usize) {
+/// Writes b = a + aᵀ for a square row-major matrix a (n × n), in parallel over blocks of rows of b; each block reads
+/// a's matching 64 × 64 tiles of a and aᵀ, so both reads stay in cache. b is symmetric bit for bit (addition commutes).
+fn symmetrize_into<F: Real>(a: &[F], b: &mut [F], n: usize) {
     const BS: usize = 64;
-    for bi in (0..n).step_by(BS) {
-        for bj in (bi..n).step_by(BS) {
-            for i in bi..(bi + BS).min(n) {
-                let start = if bi == bj { i } else { bj };
-                for j in start..(bj + BS).min(n) {
-                    let v = a[i * n + j] + a[j * n + i];
-                    a[i * n + j] = v;
-                    a[j * n + i] = v;
+    if n == 0 {
+        return;
+    }
+    b.par_chunks_mut(BS * n).enumerate().for_each(|(blk, out)| {
+        let bi = blk * BS;
+        let rows = out.len() / n;
+        for bj in (0..n).step_by(BS) {
+            let bj1 = (bj + BS).min(n);
+            for ii in 0..rows {
+                let i = bi + ii;
+                let arow = &a[i * n + bj..i * n + bj1];
+                let orow = &mut out[ii * n + bj..ii * n + bj1];
+                for (k, (o, &x)) in orow.iter_mut().zip(arow).enumerate() {
+                    *o = x + a[(bj + k) * n + i];
                 }
             }
         }
-    }
+    });
 }
 
 /// Runs `kernel` over every anchor row.
@@ -388,22 +395,26 @@ pub(crate) fn run<F: Real, K: PairKernel<F>>(
             }
             None => v_slice.par_chunks(nr).enumerate().map(|(k, vrow)| run_row(k, vrow, None)).collect(),
         };
-        drop(v);
+        // The similarity tile is no longer needed: its buffer takes G + Gᵀ in the dense, self-referenced case.
+        let mut spare = (symmetric && tiles.len() == 1).then_some(v);
         for (k, (o, _)) in outs.iter().enumerate() {
             per_sample[r0 + k] = F::c(o.loss);
             for (s, x) in tally.iter_mut().zip(o.tally) {
                 *s += x;
             }
         }
-        if let (Some(mut ds), Some(gq)) = (ds, gq.as_mut()) {
+        if let (Some(ds), Some(gq)) = (ds, gq.as_mut()) {
             let q_tile = q.h.slice(s![r0..r1, ..]);
             // Euclidean: column sums cⱼ = Σᵢ wᵢⱼ = −Σᵢ dsᵢⱼ, for the reference side's diagonal term.
             let col = euclid.then(|| ds.sum_axis(Axis(0)).mapv(|x| -x));
             if symmetric && tiles.len() == 1 {
                 // Dense, self-referenced: ∂/∂X̂ = (G + Gᵀ)·X̂ in one GEMM.
-                let sl = ds.as_slice_mut().unwrap_or(&mut []); // ok: fresh standard-layout array
-                symmetrize(sl, n);
-                general_mat_mul(F::one(), &ds, &q.h, F::one(), gq);
+                let mut sym = spare.take().unwrap_or_else(|| Array2::zeros((n, n))); // ok: Some in the dense, self-referenced case
+                let src = ds.as_slice().unwrap_or(&[]); // ok: fresh standard-layout array
+                let dst = sym.as_slice_mut().unwrap_or(&mut []); // ok: fresh standard-layout array
+                symmetrize_into(src, dst, n);
+                drop(ds);
+                general_mat_mul(F::one(), &sym, &q.h, F::one(), gq);
             } else {
                 general_mat_mul(F::one(), &ds, &rs.h, F::one(), &mut gq.slice_mut(s![r0..r1, ..]));
                 let target = match gr.as_mut() {
@@ -528,6 +539,82 @@ pub(crate) fn lse1_masked<F: Real>(
     (m.f64() + z.f64().ln(), count)
 }
 
+/// The columns of a row whose reference label equals the anchor's (the anchor's own column included, in order).
+/// Pair losses see few of them (a P×K batch has K − 1 positives per anchor): the other columns form contiguous runs
+/// of negatives that the kernels sweep with branch-free, vectorised loops.
+pub(crate) fn same_label_cols<F: Real>(row: &Row<'_, F>) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (j, &l) in row.ref_labels.iter().enumerate() {
+        if l == row.label {
+            out.push(j);
+        }
+    }
+    out
+}
+
+/// The half-open column ranges between the sorted columns `cuts` in a row of length `r`.
+pub(crate) fn runs_between(cuts: &[usize], r: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let starts = std::iter::once(0).chain(cuts.iter().map(|&c| c + 1));
+    let ends = cuts.iter().copied().chain(std::iter::once(r));
+    starts.zip(ends).filter(|(a, b)| a < b)
+}
+
+/// Lanes of the vectorised reductions (independent accumulators, combined in a fixed order: deterministic).
+const LANES: usize = 8;
+
+/// max(init, maxⱼ f(xⱼ)) in [`LANES`] independent lanes (branch-free selects, so the loop vectorises).
+#[inline(always)]
+pub(crate) fn lanes_max<F: Real>(x: &[F], init: F, f: impl Fn(F) -> F) -> F {
+    let mut acc = [init; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &xj) in acc.iter_mut().zip(c) {
+            let y = f(xj);
+            *a = if y > *a { y } else { *a };
+        }
+    }
+    for &xj in tail {
+        let y = f(xj);
+        acc[0] = if y > acc[0] { y } else { acc[0] };
+    }
+    acc.iter().fold(init, |m, &a| if a > m { a } else { m })
+}
+
+/// Σⱼ f(xⱼ) in [`LANES`] independent lanes, combined pairwise in a fixed order.
+#[inline(always)]
+pub(crate) fn lanes_sum<F: Real>(x: &[F], f: impl Fn(F) -> F) -> F {
+    let mut acc = [F::zero(); LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &xj) in acc.iter_mut().zip(c) {
+            *a += f(xj);
+        }
+    }
+    for &xj in tail {
+        acc[0] += f(xj);
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// Σⱼ f(xⱼ) in f64, in [`LANES`] independent lanes combined in a fixed order.
+#[inline(always)]
+pub(crate) fn lanes_sum_f64<F: Real>(x: &[F], f: impl Fn(F) -> f64) -> f64 {
+    let mut acc = [0.0_f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &xj) in acc.iter_mut().zip(c) {
+            *a += f(xj);
+        }
+    }
+    for &xj in tail {
+        acc[0] += f(xj);
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,13 +624,26 @@ mod tests {
     fn symmetrize_adds_the_transpose() {
         let n = 130;
         let a: Vec<f64> = (0..n * n).map(|k| (k as f64 * 0.37).sin()).collect();
-        let mut b = a.clone();
-        symmetrize(&mut b, n);
+        let mut b = vec![0.0; n * n];
+        symmetrize_into(&a, &mut b, n);
         for i in 0..n {
             for j in 0..n {
                 assert_eq!(b[i * n + j], a[i * n + j] + a[j * n + i]);
             }
         }
+    }
+
+    #[test]
+    fn runs_and_lanes() {
+        let runs: Vec<_> = runs_between(&[0, 3, 4, 9], 10).collect();
+        assert_eq!(runs, vec![(1, 3), (5, 9)]);
+        assert_eq!(runs_between(&[], 5).collect::<Vec<_>>(), vec![(0, 5)]);
+        let x: Vec<f64> = (0..21).map(|k| ((k * 7) % 11) as f64 - 3.0).collect();
+        assert_eq!(lanes_max(&x, f64::NEG_INFINITY, |v| v), 7.0);
+        assert_eq!(lanes_max(&x[..3], 100.0, |v| v), 100.0);
+        assert_eq!(lanes_sum(&x, |v| 2.0 * v), 2.0 * x.iter().sum::<f64>());
+        let row = Row { v: &[0.0_f64; 4], label: 2, ref_labels: &[2, 1, 2, 3], self_col: Some(0), sign: 1.0 };
+        assert_eq!(same_label_cols(&row), vec![0, 2]);
     }
 
     #[test]

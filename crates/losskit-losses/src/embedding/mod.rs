@@ -6,13 +6,19 @@
 pub(crate) mod driver;
 
 pub(crate) mod contrastive;
+pub(crate) mod hyperspherical;
+pub(crate) mod memory;
 pub(crate) mod multi_similarity;
+pub(crate) mod sbcl;
 pub(crate) mod supcon;
 pub(crate) mod triplet_margin;
 
 pub use contrastive::Contrastive;
 pub use driver::Distance;
+pub use hyperspherical::CosineNcm;
+pub use memory::CrossBatchMemory;
 pub use multi_similarity::{MinedPairs, MultiSimilarity, MultiSimilarityMiner};
+pub use sbcl::Sbcl;
 pub use supcon::{SupCon, stack_views};
 pub use triplet_margin::{TripletMargin, TripletMining};
 

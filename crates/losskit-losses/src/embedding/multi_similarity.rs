@@ -239,45 +239,84 @@ impl<F: Real> PairKernel<F> for Kernel<F> {
         c.at_most_one_pair_each() || (self.eps.is_some() && (c.pos_pairs == 0 || c.neg_pairs == 0))
     }
 
-    fn row(&self, row: &Row<'_, F>, _stats: &[f64; 4], mut ds: Option<&mut [F]>) -> RowOut {
+    fn row(&self, row: &Row<'_, F>, _stats: &[f64; 4], ds: Option<&mut [F]>) -> RowOut {
         let r = row.v.len();
         let sg = row.sign;
         let (min_pos, max_neg) = match self.eps {
             Some(_) => ms_bounds(row),
             None => (F::zero(), F::zero()),
         };
-        let pos = |j: usize| row.is_pos(j) && self.eps.is_none_or(|e| row.u(j) - e < max_neg);
-        let neg = |j: usize| row.is_neg(j) && self.eps.is_none_or(|e| row.u(j) + e > min_pos);
+        // Without the miner ε = 0 and the thresholds are ±∞: every same-label column but the anchor is a positive,
+        // every other column a negative.
+        let eps = self.eps.unwrap_or(F::zero());
+        let (max_neg, min_pos) =
+            if self.eps.is_some() { (max_neg, min_pos) } else { (F::infinity(), F::neg_infinity()) };
+        let v = row.v;
+        // Positives are the few same-label columns (scalar); negatives are the runs between them (vectorised).
+        let same = driver::same_label_cols(row);
+        let pos: Vec<usize> =
+            same.iter().copied().filter(|&j| Some(j) != row.self_col && sg * v[j] - eps < max_neg).collect();
+        let runs: Vec<(usize, usize)> = driver::runs_between(&same, r).collect();
+        let keep_neg = |vj: F| sg * vj + eps > min_pos;
         // Exponents α·σ(λ − v) and β·σ(v − λ) (PML's `distance.margin`).
-        let wp = |j: usize| self.alpha * sg * (self.base - row.v[j]);
-        let wn = |j: usize| self.beta * sg * (row.v[j] - self.base);
-        let (lp, np) = driver::lse1_masked(wp, pos, r, ds.as_deref_mut());
-        let mut neg_p = vec![];
-        let (ln, nn) = match ds.as_deref_mut() {
-            Some(_) => {
-                neg_p = vec![F::zero(); r];
-                driver::lse1_masked(wn, neg, r, Some(&mut neg_p))
-            }
-            None => driver::lse1_masked(wn, neg, r, None),
-        };
+        let (a, b, base) = (self.alpha * sg, self.beta * sg, self.base);
+        let ninf = F::neg_infinity();
+        let xn = |vj: F| if keep_neg(vj) { b * (vj - base) } else { ninf };
+        // The largest exponent on each side (the "1 +" term makes the shift at least 0), and the counts.
+        let mp = pos.iter().fold(F::zero(), |m, &j| {
+            let x = a * (base - v[j]);
+            if x > m { x } else { m }
+        });
+        let mut mn = F::zero();
+        let mut nn = 0usize;
+        for &(j0, j1) in &runs {
+            mn = driver::lanes_max(&v[j0..j1], mn, xn);
+            nn += if self.eps.is_some() { v[j0..j1].iter().filter(|&&vj| keep_neg(vj)).count() } else { j1 - j0 };
+        }
+        let np = pos.len();
         if self.skip && (np == 0 || nn == 0) {
             if let Some(g) = ds {
                 g.iter_mut().for_each(|x| *x = F::zero());
             }
             return RowOut { loss: 0.0, tally: [0.0, np as f64, nn as f64, 0.0] };
         }
-        if let Some(g) = ds {
-            // ∂/∂v of (1/α)·LSE₁: softmax · (−σ) for positives, softmax · σ for negatives.
-            for j in 0..r {
-                g[j] = if pos(j) {
-                    -sg * g[j]
-                } else if neg(j) {
-                    sg * neg_p[j]
-                } else {
-                    F::zero()
-                };
+        let lse = |m: F, z: F, count: usize| if count == 0 { 0.0 } else { m.f64() + z.f64().ln() };
+        let en = |vj: F| (xn(vj) - mn).fast_exp();
+        let mut zp = (-mp).fast_exp();
+        let mut zn = (-mn).fast_exp();
+        let (lp, ln) = match ds {
+            Some(g) => {
+                for &j in &pos {
+                    let e = (a * (base - v[j]) - mp).fast_exp();
+                    zp += e;
+                    g[j] = e;
+                }
+                for &(j0, j1) in &runs {
+                    for (gj, &vj) in g[j0..j1].iter_mut().zip(&v[j0..j1]) {
+                        *gj = en(vj);
+                    }
+                    zn += driver::lanes_sum(&g[j0..j1], |e| e);
+                }
+                // ∂/∂v of (1/α)·LSE₁: softmax · (−σ) for positives, softmax · σ for negatives; 0 elsewhere.
+                let (cp, cn) = (-sg / zp, sg / zn);
+                for &(j0, j1) in &runs {
+                    g[j0..j1].iter_mut().for_each(|x| *x *= cn);
+                }
+                for &j in &pos {
+                    g[j] *= cp;
+                }
+                (lse(mp, zp, np), lse(mn, zn, nn))
             }
-        }
+            None => {
+                for &j in &pos {
+                    zp += (a * (base - v[j]) - mp).fast_exp();
+                }
+                for &(j0, j1) in &runs {
+                    zn += driver::lanes_sum(&v[j0..j1], en);
+                }
+                (lse(mp, zp, np), lse(mn, zn, nn))
+            }
+        };
         let loss = lp / self.alpha.f64() + ln / self.beta.f64();
         RowOut { loss, tally: [loss, np as f64, nn as f64, 0.0] }
     }

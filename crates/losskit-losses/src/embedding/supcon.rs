@@ -154,48 +154,48 @@ impl<F: Real> PairKernel<F> for Kernel<F> {
 
     fn row(&self, row: &Row<'_, F>, _stats: &[f64; 4], ds: Option<&mut [F]>) -> RowOut {
         let r = row.v.len();
-        let w = |j: usize| row.u(j) * self.inv_t;
-        let in_a = |j: usize| Some(j) != row.self_col;
-        let mut np = 0usize;
-        let mut sum_pos = 0.0_f64;
-        let mut m = F::neg_infinity();
-        for j in 0..r {
-            if in_a(j) {
-                let x = w(j);
-                if x > m {
-                    m = x;
-                }
-                if row.is_pos(j) {
-                    np += 1;
-                    sum_pos += x.f64();
-                }
-            }
-        }
+        let v = row.v;
+        let k = row.sign * self.inv_t;
+        let w = |vj: F| row.sign * vj * self.inv_t;
+        // Positives: the few same-label columns but the anchor (scalar); the softmax runs over every column but the
+        // anchor's, swept as the (at most two) runs around it with branch-free, vectorised loops.
+        let pos: Vec<usize> = driver::same_label_cols(row).into_iter().filter(|&j| Some(j) != row.self_col).collect();
+        let np = pos.len();
         if np == 0 {
             return RowOut::default();
         }
+        let sum_pos: f64 = pos.iter().map(|&j| w(v[j]).f64()).sum();
+        let cuts: &[usize] = match &row.self_col {
+            Some(c) => std::slice::from_ref(c),
+            None => &[],
+        };
+        let runs: Vec<(usize, usize)> = driver::runs_between(cuts, r).collect();
+        let mut m = F::neg_infinity();
+        for &(j0, j1) in &runs {
+            m = driver::lanes_max(&v[j0..j1], m, w);
+        }
+        let e = |vj: F| (w(vj) - m).fast_exp();
         let mut z = F::zero();
         match ds {
             Some(g) => {
-                for j in 0..r {
-                    if in_a(j) {
-                        let e = (w(j) - m).fast_exp();
-                        z += e;
-                        g[j] = e;
+                for &(j0, j1) in &runs {
+                    for (gj, &vj) in g[j0..j1].iter_mut().zip(&v[j0..j1]) {
+                        *gj = e(vj);
                     }
+                    z += driver::lanes_sum(&g[j0..j1], |x| x);
                 }
                 // ∂ℓ/∂v = (σ/τ)·(q − [pos]/|P|).
-                let (inv_z, inv_p, k) = (F::one() / z, F::c(1.0 / np as f64), row.sign * self.inv_t);
-                for j in 0..r {
-                    let pos = if row.is_pos(j) { inv_p } else { F::zero() };
-                    g[j] = k * (g[j] * inv_z - pos);
+                let (inv_z, inv_p) = (F::one() / z, F::c(1.0 / np as f64));
+                for &(j0, j1) in &runs {
+                    g[j0..j1].iter_mut().for_each(|x| *x = k * (*x * inv_z));
+                }
+                for &j in &pos {
+                    g[j] -= k * inv_p;
                 }
             }
             None => {
-                for j in 0..r {
-                    if in_a(j) {
-                        z += (w(j) - m).fast_exp();
-                    }
+                for &(j0, j1) in &runs {
+                    z += driver::lanes_sum(&v[j0..j1], e);
                 }
             }
         }

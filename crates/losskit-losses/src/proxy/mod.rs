@@ -9,8 +9,10 @@ pub(crate) mod arcface;
 pub(crate) mod cosface;
 pub(crate) mod normalized_softmax;
 pub(crate) mod proxy_anchor;
+pub(crate) mod unpg;
 
 pub use arcface::ArcFace;
 pub use cosface::CosFace;
 pub use normalized_softmax::NormalizedSoftmax;
 pub use proxy_anchor::ProxyAnchor;
+pub use unpg::{Unpg, UnpgBase, box_and_whisker};
