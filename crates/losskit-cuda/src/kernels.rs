@@ -1,6 +1,10 @@
 //! CUDA C kernel sources, compiled by NVRTC at first use (see [`crate::Gpu`]).
 
-static SOURCES: &[(&str, &str)] = &[("cross_entropy", include_str!("kernels/cross_entropy.cu"))];
+static SOURCES: &[(&str, &str)] = &[
+    ("cross_entropy", include_str!("kernels/cross_entropy.cu")),
+    ("softmax_family", include_str!("kernels/softmax_family.cu")),
+    ("binary", include_str!("kernels/binary.cu")),
+];
 
 /// Every kernel file as `(name, CUDA C source)`, so a test can compile each one with NVRTC without a GPU.
 pub fn kernel_sources() -> &'static [(&'static str, &'static str)] {

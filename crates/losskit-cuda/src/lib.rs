@@ -6,8 +6,10 @@
 //! crate: [`Gpu::cross_entropy`] computes value, per-sample losses and logits gradient of a
 //! [`losskit_losses::CrossEntropy`] in one fused kernel, for `f32`, `bf16` and `f16` logits ([`GpuFloat`]) and
 //! `i64`/`i32` targets ([`GpuLabel`]); [`CrossEntropyBatch`] keeps a problem on the device to launch and time it
-//! repeatedly. [`kernel_sources`], [`compile_ptx`] and [`compile_cubin`] expose the CUDA C so that it can be checked
-//! with NVRTC on a machine without a GPU.
+//! repeatedly. [`Gpu::class_loss`] runs the rest of the softmax family (focal, GCE, MAE, sum-exponential, comp-sum,
+//! LDR-KL with `score_norm` none, Z-loss; [`GpuClassLoss`]) and [`Gpu::binary_loss`] binary cross-entropy with logits
+//! and sigmoid focal ([`GpuBinaryLoss`]) in the same fused style. [`kernel_sources`], [`compile_ptx`] and
+//! [`compile_cubin`] expose the CUDA C so that it can be checked with NVRTC on a machine without a GPU.
 //!
 //! ```
 //! use losskit_cuda::Gpu;
@@ -30,13 +32,17 @@
 //! loader path.
 #![doc(test(attr(deny(warnings))))]
 
+mod binary;
 mod cross_entropy;
 mod device;
 mod dtype;
+mod family;
 mod kernels;
 
+pub use binary::{BinarySpec, GpuBinaryLoss};
 pub use cross_entropy::CrossEntropyBatch;
 pub use device::{Gpu, compile_cubin, compile_ptx, driver_available, nvrtc_available};
 pub use dtype::{GpuFloat, GpuLabel};
+pub use family::{GpuClassLoss, KernelSpec};
 pub use kernels::kernel_sources;
 pub use losskit_tensor::{Error, Result};
