@@ -1,4 +1,4 @@
-//! Criterion benches of the foundation losses on the shapes in `CLASS_SHAPES`: forward + backward (what a training
+//! Criterion benches of the softmax-family losses on the shapes in `CLASS_SHAPES`: forward + backward (what a training
 //! step pays) and forward alone. Ids: `cross-entropy/f32/4096x1000`, `cross-entropy/f32-forward/4096x1000`, …
 //!
 //! ```text
@@ -8,7 +8,10 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use losskit::losses::{BinaryCrossEntropy, BinaryLoss, ClassLoss, CrossEntropy, Focal, Targets};
+use losskit::losses::{
+    BinaryCrossEntropy, BinaryLoss, ClassLoss, CrossEntropy, Focal, GeneralizedCrossEntropy, LdrKl, Mae, ScoreNorm,
+    SumExponential, Targets, ZLoss,
+};
 use losskit_benches::{CLASS_SHAPES, binary_batch, class_batch, settings};
 
 fn class_group(c: &mut Criterion, name: &str, loss: &dyn ClassLoss<f32>) {
@@ -37,6 +40,27 @@ fn focal(c: &mut Criterion) {
     class_group(c, "focal", &Focal::new());
 }
 
+fn generalized_cross_entropy(c: &mut Criterion) {
+    class_group(c, "generalized-cross-entropy", &GeneralizedCrossEntropy::new());
+}
+
+fn mae(c: &mut Criterion) {
+    class_group(c, "mae", &Mae::new());
+}
+
+fn sum_exponential(c: &mut Criterion) {
+    class_group(c, "sum-exponential", &SumExponential::new());
+}
+
+fn ldr_kl(c: &mut Criterion) {
+    class_group(c, "ldr-kl", &LdrKl::new());
+    class_group(c, "ldr-kl-plain-scores", &LdrKl::new().score_norm(ScoreNorm::None));
+}
+
+fn z_loss(c: &mut Criterion) {
+    class_group(c, "z-loss", &ZLoss::new(0.1, 10.0));
+}
+
 fn binary_cross_entropy(c: &mut Criterion) {
     let (samples, warm_up, measurement) = settings();
     let mut group = c.benchmark_group("binary-cross-entropy");
@@ -50,5 +74,15 @@ fn binary_cross_entropy(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cross_entropy, focal, binary_cross_entropy);
+criterion_group!(
+    benches,
+    cross_entropy,
+    focal,
+    generalized_cross_entropy,
+    mae,
+    sum_exponential,
+    ldr_kl,
+    z_loss,
+    binary_cross_entropy
+);
 criterion_main!(benches);

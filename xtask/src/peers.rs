@@ -14,6 +14,8 @@ const PEERS: &[(&str, &str)] = &[
     ("torchvision", "torchvision"),
     ("sklearn", "scikit-learn"),
     ("imblearn", "imbalanced-learn"),
+    ("pytorch_metric_learning", "pytorch-metric-learning"),
+    ("faiss", "faiss-cpu"),
     ("numpy", "numpy"),
     ("scipy", "scipy"),
 ];

@@ -19,8 +19,9 @@ use crate::cli::{BadInput, bad};
 
 const AFTER_HELP: &str = "\
 Runs (what is compared):
-  no --losses, --sampler or --class-weighted: the default four, cross-entropy; focal (gamma=2);
-    cross-entropy with balanced class weights; cross-entropy after random-over
+  no --losses, --sampler or --class-weighted: the default six, cross-entropy; focal (gamma=2);
+    cross-entropy with balanced class weights; cross-entropy after random-over; ldr-kl with
+    balanced class weights; focal (gamma=2) with balanced class weights
   otherwise: one run per --losses item (default cross-entropy), plus, with --class-weighted, the
     first loss with balanced class weights, plus, with --sampler, the first loss after that sampler
 Each item is a registered name, optionally with parameters: focal:gamma=1.5:alpha=0.25.

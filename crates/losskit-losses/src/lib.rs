@@ -64,7 +64,9 @@ pub use crate::embedding::{
     Contrastive, Distance, MinedPairs, MultiSimilarity, MultiSimilarityMiner, SupCon, TripletMargin, TripletMining,
     stack_views,
 };
+pub use crate::embedding::{CosineNcm, CrossBatchMemory, Sbcl};
 pub use crate::proxy::{ArcFace, CosFace, NormalizedSoftmax, ProxyAnchor};
+pub use crate::proxy::{Unpg, UnpgBase, box_and_whisker};
 pub use losskit_tensor::{Error, Real, Reduction, Result};
 pub use registry::MetricForms;
 pub use registry::{BuiltLoss, Family, LossEntry, ParamSpec, Params, Range};

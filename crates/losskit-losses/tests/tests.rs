@@ -13,6 +13,7 @@ mod classification_b;
 mod common;
 mod identities;
 mod metric_learning;
+mod metric_learning_b;
 mod oracle;
 mod registry;
 mod suites;

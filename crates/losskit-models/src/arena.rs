@@ -183,13 +183,20 @@ impl ArenaConfig {
 
     /// The default contestants: `cross-entropy`; `focal` with γ = 2; `cross-entropy` with scikit-learn's balanced
     /// class weights; `cross-entropy` after `random-over` (imbalanced-learn's RandomOverSampler, every class grown to
-    /// the majority count).
+    /// the majority count); and the strongest of the imbalance-aware losses on the embedded wine-quality data,
+    /// `ldr-kl` with balanced class weights (the best balanced accuracy and minority recall of the losses tried) and
+    /// `focal` (γ = 2) with balanced class weights (the class-balanced focal loss at β → 1, the best macro-F1).
+    /// Compared with `losskit arena --losses NAME --class-weighted` for cross-entropy, focal, ldr-kl, aldr-kl,
+    /// generalized-cross-entropy, mae, z-loss and class-balanced (which without training-set counts is plain
+    /// cross-entropy), 3 seeds, 40 epochs.
     pub fn default_runs() -> Vec<RunSpec> {
         vec![
             RunSpec::loss("cross-entropy"),
             RunSpec::loss_with("focal", vec![("gamma".into(), "2".into())]),
             RunSpec::loss("cross-entropy").balanced(),
             RunSpec::loss("cross-entropy").sampler("random-over", Vec::new()),
+            RunSpec::loss("ldr-kl").balanced(),
+            RunSpec::loss_with("focal", vec![("gamma".into(), "2".into())]).balanced(),
         ]
     }
 
@@ -725,7 +732,14 @@ mod tests {
         let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
         assert_eq!(
             labels,
-            ["cross-entropy", "focal (gamma=2)", "cross-entropy + balanced weights", "cross-entropy + random-over"]
+            [
+                "cross-entropy",
+                "focal (gamma=2)",
+                "cross-entropy + balanced weights",
+                "cross-entropy + random-over",
+                "ldr-kl + balanced weights",
+                "focal (gamma=2) + balanced weights",
+            ]
         );
     }
 

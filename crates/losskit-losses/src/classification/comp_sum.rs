@@ -262,7 +262,7 @@ impl<F: Real> RowKernel<F> for Kernel<F> {
                     let (gy, gr) = gr.split_at_mut(1);
                     let u = sum_exp_linear(&z[..y], zy, tau, scale, Some(gl))
                         + sum_exp_linear(&z[y + 1..], zy, tau, scale, Some(gr));
-                    gy[0] = -gl.iter().chain(gr.iter()).copied().sum::<F>();
+                    gy[0] = -(rowmath::sum(gl) + rowmath::sum(gr));
                     u
                 }
                 None => {

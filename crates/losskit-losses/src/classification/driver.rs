@@ -28,6 +28,22 @@ pub(crate) trait RowKernel<F: Real>: Sync {
     fn label_weight(&self, label: usize) -> F;
     /// ℓᵢ of a row with a hard label; writes `scale`·∂ℓᵢ/∂z into `grad` when given.
     fn hard(&self, z: &[F], max: F, label: usize, scale: F, grad: Option<&mut [F]>) -> F;
+    /// [`RowKernel::hard`] with a scratch buffer that the driver keeps per parallel task (its contents on entry are
+    /// unspecified), for kernels that need a temporary row: the driver calls this one, so such a kernel allocates
+    /// once per task instead of once per row. The default ignores the buffer.
+    #[inline(always)]
+    fn hard_with_scratch(
+        &self,
+        z: &[F],
+        max: F,
+        label: usize,
+        scale: F,
+        grad: Option<&mut [F]>,
+        scratch: &mut Vec<F>,
+    ) -> F {
+        let _ = scratch;
+        self.hard(z, max, label, scale, grad)
+    }
     /// ℓᵢ of a row with a probability target; writes `scale`·∂ℓᵢ/∂z into `grad` when given.
     fn soft(&self, z: &[F], max: F, target: &[F], scale: F, grad: Option<&mut [F]>) -> F;
 }
@@ -145,7 +161,7 @@ pub(crate) fn run<F: Real, K: RowKernel<F>>(
     let z_all: &[F] = contiguous(&logits_cow);
     let rows_per_task = (TASK_ELEMS / c).clamp(1, n);
     let mut per_sample = vec![F::zero(); n];
-    let mut grad_buf: Option<Vec<F>> = grad.then(|| vec![F::zero(); n * c]);
+    let mut grad_buf: Option<Vec<F>> = grad.then(|| zeroed_grad(n * c));
     let grad_chunks: Vec<Option<&mut [F]>> = match grad_buf.as_mut() {
         Some(g) => g.chunks_mut(rows_per_task * c).map(Some).collect(),
         None => (0..n.div_ceil(rows_per_task)).map(|_| None).collect(),
@@ -153,16 +169,18 @@ pub(crate) fn run<F: Real, K: RowKernel<F>>(
 
     let ctx = Ctx { kernel, rows, z_all, c, weights: w, inv_denominator, ignore_index: setup.ignore_index };
     let isa = Isa::detect();
-    let task = |(t, (ps, g)): (usize, (&mut [F], Option<&mut [F]>))| -> Partial {
-        isa.run_task(&ctx, t * rows_per_task, ps, g)
+    let task = |scratch: &mut Vec<F>, (t, (ps, g)): (usize, (&mut [F], Option<&mut [F]>))| -> Partial {
+        isa.run_task(&ctx, t * rows_per_task, ps, g, scratch)
     };
 
     let jobs = per_sample.chunks_mut(rows_per_task).zip(grad_chunks);
     let partials: Vec<Partial> = if n * c <= TASK_ELEMS {
-        jobs.enumerate().map(task).collect()
+        let mut scratch = Vec::new();
+        jobs.enumerate().map(|job| task(&mut scratch, job)).collect()
     } else {
+        // One scratch row per rayon split (not per task): kernels that need a temporary row reuse it.
         let jobs: Vec<_> = jobs.collect();
-        jobs.into_par_iter().enumerate().map(task).collect()
+        jobs.into_par_iter().enumerate().map_init(Vec::new, task).collect()
     };
 
     if let Some(row) = partials.iter().find_map(|p| p.bad_row) {
@@ -191,6 +209,7 @@ fn task<F: Real, K: RowKernel<F>>(
     first: usize,
     out: &mut [F],
     mut grad: Option<&mut [F]>,
+    scratch: &mut Vec<F>,
 ) -> Partial {
     let c = ctx.c;
     let mut partial = Partial { sum: 0.0, bad_row: None };
@@ -207,7 +226,7 @@ fn task<F: Real, K: RowKernel<F>>(
         let g_row = grad.as_deref_mut().map(|g| &mut g[r * c..(r + 1) * c]);
         let loss = match ctx.rows {
             Rows::Hard(y) if Some(y[i]) == ctx.ignore_index => continue,
-            Rows::Hard(y) => ctx.kernel.hard(z, max, y[i] as usize, scale, g_row),
+            Rows::Hard(y) => ctx.kernel.hard_with_scratch(z, max, y[i] as usize, scale, g_row, scratch),
             Rows::Soft(t) => ctx.kernel.soft(z, max, &t[i * c..(i + 1) * c], scale, g_row),
         };
         *o = s * loss;
@@ -253,15 +272,16 @@ impl Isa {
         first: usize,
         out: &mut [F],
         grad: Option<&mut [F]>,
+        scratch: &mut Vec<F>,
     ) -> Partial {
         match self {
-            Isa::Baseline => task(ctx, first, out, grad),
+            Isa::Baseline => task(ctx, first, out, grad, scratch),
             // SAFETY: `detect` returned this variant only after checking that the CPU has these features.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { task_avx2(ctx, first, out, grad) },
+            Isa::Avx2 => unsafe { task_avx2(ctx, first, out, grad, scratch) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { task_avx512(ctx, first, out, grad) },
+            Isa::Avx512 => unsafe { task_avx512(ctx, first, out, grad, scratch) },
         }
     }
 }
@@ -273,8 +293,9 @@ fn task_avx2<F: Real, K: RowKernel<F>>(
     first: usize,
     out: &mut [F],
     grad: Option<&mut [F]>,
+    scratch: &mut Vec<F>,
 ) -> Partial {
-    task(ctx, first, out, grad)
+    task(ctx, first, out, grad, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -284,8 +305,44 @@ fn task_avx512<F: Real, K: RowKernel<F>>(
     first: usize,
     out: &mut [F],
     grad: Option<&mut [F]>,
+    scratch: &mut Vec<F>,
 ) -> Partial {
-    task(ctx, first, out, grad)
+    task(ctx, first, out, grad, scratch)
+}
+
+/// A zeroed gradient buffer of `len` elements.
+///
+/// A fresh large buffer costs one page fault per 4 KiB page on first write (for N×C = 1024×32000 f32, 32768 faults,
+/// more time than the loss itself). On Linux a buffer of 8 MiB or more is therefore advised to be backed by
+/// transparent huge pages (one fault per 2 MiB), as PyTorch does for its CPU tensors with `THP_MEM_ALLOC_ENABLE=1`.
+/// The advice changes only how the kernel backs the pages (still zeroed); where THP is disabled it is a no-op.
+fn zeroed_grad<F: Real>(len: usize) -> Vec<F> {
+    let v = vec![F::zero(); len];
+    #[cfg(target_os = "linux")]
+    advise_huge_pages(&v);
+    v
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge_pages<T>(v: &[T]) {
+    const HUGE: usize = 2 << 20;
+    const MADV_HUGEPAGE: core::ffi::c_int = 14;
+    unsafe extern "C" {
+        fn madvise(addr: *mut core::ffi::c_void, len: usize, advice: core::ffi::c_int) -> core::ffi::c_int;
+    }
+    let bytes = std::mem::size_of_val(v);
+    if bytes < 4 * HUGE {
+        return;
+    }
+    let start = v.as_ptr() as usize;
+    let lo = start.next_multiple_of(HUGE);
+    let hi = (start + bytes) / HUGE * HUGE;
+    if hi > lo {
+        // SAFETY: [lo, hi) is page-aligned and lies inside the live allocation behind `v`; MADV_HUGEPAGE neither
+        // reads nor writes memory and keeps its contents, and its failure (THP unavailable) is harmless, so the
+        // result is ignored.
+        let _ = unsafe { madvise(lo as *mut core::ffi::c_void, hi - lo, MADV_HUGEPAGE) };
+    }
 }
 
 /// The view itself when it is in standard (row-major, contiguous) layout, else a standard-layout copy.

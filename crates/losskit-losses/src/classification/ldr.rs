@@ -42,12 +42,8 @@ const NORMS: &[&str] = &["none", "softplus-mean", "l1-mean"];
 /// Denominators below this are clamped, so an all-zero row (or softplus underflowing everywhere) stays finite.
 const NORM_EPS: f64 = 1e-12;
 
-#[inline(always)]
-fn softplus<F: Real>(x: F) -> F {
-    x.max(F::zero()) + (-x.abs()).exp().ln_1p()
-}
-
 /// Writes the normalized scores of `z` into `s` and returns the clamped denominator (Σ softplus or Σ |z|).
+#[inline(always)]
 fn normalize<F: Real>(norm: ScoreNorm, z: &[F], s: &mut [F]) -> F {
     let k = F::from_usize_lossy(z.len());
     let eps = F::c(NORM_EPS);
@@ -57,18 +53,14 @@ fn normalize<F: Real>(norm: ScoreNorm, z: &[F], s: &mut [F]) -> F {
             F::one()
         }
         ScoreNorm::SoftplusMean => {
-            let mut total = F::zero();
-            for (sj, &zj) in s.iter_mut().zip(z) {
-                *sj = softplus(zj);
-                total += *sj;
-            }
+            let total = rowmath::softplus_sum(z, s);
             let d = total.max(eps);
             let f = k / d;
             s.iter_mut().for_each(|v| *v *= f);
             d
         }
         ScoreNorm::L1Mean => {
-            let total: F = z.iter().map(|v| v.abs()).sum();
+            let total = rowmath::abs_sum(z);
             let d = total.max(eps);
             let f = k / d;
             for (sj, &zj) in s.iter_mut().zip(z) {
@@ -80,23 +72,23 @@ fn normalize<F: Real>(norm: ScoreNorm, z: &[F], s: &mut [F]) -> F {
 }
 
 /// Turns g = ∂ℓ/∂s (in `g`) into scale·∂ℓ/∂z, given the scores s and the denominator d of [`normalize`].
+#[inline(always)]
 fn normalize_backward<F: Real>(norm: ScoreNorm, z: &[F], s: &[F], d: F, scale: F, g: &mut [F]) {
     let k = F::from_usize_lossy(z.len());
     match norm {
         ScoreNorm::None => g.iter_mut().for_each(|v| *v *= scale),
         ScoreNorm::SoftplusMean => {
             // s = K·u/U:  ∂ℓ/∂u_j = (K/U)·(g_j − (g·s)/K),  ∂u_j/∂z_j = sigmoid(z_j).
-            let gs: F = g.iter().zip(s).map(|(&a, &b)| a * b).sum();
+            let gs = rowmath::dot(g, s);
             let f = scale * k / d;
             let mean = gs / k;
             for (gj, &zj) in g.iter_mut().zip(z) {
-                let sig = F::one() / (F::one() + (-zj).exp());
-                *gj = f * sig * (*gj - mean);
+                *gj = f * rowmath::sigmoid(zj) * (*gj - mean);
             }
         }
         ScoreNorm::L1Mean => {
             // s = K·z/A, A = Σ|z|:  ∂ℓ/∂z_j = (K/A)·g_j − sign(z_j)·(g·s)/A.
-            let gs: F = g.iter().zip(s).map(|(&a, &b)| a * b).sum();
+            let gs = rowmath::dot(g, s);
             let f = scale * k / d;
             let h = scale * gs / d;
             for (gj, &zj) in g.iter_mut().zip(z) {
@@ -115,6 +107,7 @@ fn normalize_backward<F: Real>(norm: ScoreNorm, z: &[F], s: &[F], d: F, scale: F
 
 /// The LDR-KL value of one score row, λ·log((1/K)·Σ_k exp(a_k/λ)) with a_k = c·1[k≠y] + s_k − s_y; writes ∂ℓ/∂s
 /// = p* − e_y into `out` when given (p* = softmax(a/λ)).
+#[inline(always)]
 fn ldr_row<F: Real>(s: &[F], y: usize, lambda: F, margin: F, out: Option<&mut [F]>) -> F {
     let k = s.len();
     let (ml, _) = rowmath::max_and_finite(&s[..y]);
@@ -255,21 +248,26 @@ struct LdrKernel<F> {
 }
 
 impl<F: Real> LdrKernel<F> {
+    #[inline(always)]
     fn scores_row(&self, s: &[F], y: usize, out: Option<&mut [F]>) -> F {
         if self.top_k == 0 { ldr_row(s, y, self.lambda, self.margin, out) } else { top_k_row(s, y, self, out) }
     }
 
-    /// A row through the score normalisation (or the top-k solver): scores into a scratch row first.
-    fn row(&self, z: &[F], y: usize, scale: F, grad: Option<&mut [F]>) -> F {
-        let mut s = vec![F::zero(); z.len()];
-        let d = normalize(self.norm, z, &mut s);
+    /// A row through the score normalisation (or the top-k solver): scores into the scratch row first (reused
+    /// across the rows of a parallel task, so no row allocates).
+    #[inline(always)]
+    fn row(&self, z: &[F], y: usize, scale: F, grad: Option<&mut [F]>, scratch: &mut Vec<F>) -> F {
+        scratch.clear();
+        scratch.resize(z.len(), F::zero());
+        let s = &mut scratch[..];
+        let d = normalize(self.norm, z, s);
         match grad {
             Some(g) => {
-                let loss = self.scores_row(&s, y, Some(&mut *g));
-                normalize_backward(self.norm, z, &s, d, scale, g);
+                let loss = self.scores_row(s, y, Some(&mut *g));
+                normalize_backward(self.norm, z, s, d, scale, g);
                 loss
             }
-            None => self.scores_row(&s, y, None),
+            None => self.scores_row(s, y, None),
         }
     }
 }
@@ -281,7 +279,20 @@ impl<F: Real> RowKernel<F> for LdrKernel<F> {
     }
 
     #[inline(always)]
-    fn hard(&self, z: &[F], _max: F, y: usize, scale: F, grad: Option<&mut [F]>) -> F {
+    fn hard(&self, z: &[F], max: F, y: usize, scale: F, grad: Option<&mut [F]>) -> F {
+        self.hard_with_scratch(z, max, y, scale, grad, &mut Vec::new())
+    }
+
+    #[inline(always)]
+    fn hard_with_scratch(
+        &self,
+        z: &[F],
+        _max: F,
+        y: usize,
+        scale: F,
+        grad: Option<&mut [F]>,
+        scratch: &mut Vec<F>,
+    ) -> F {
         if self.norm == ScoreNorm::None && self.top_k == 0 {
             return match grad {
                 Some(g) => {
@@ -292,7 +303,7 @@ impl<F: Real> RowKernel<F> for LdrKernel<F> {
                 None => ldr_row(z, y, self.lambda, self.margin, None),
             };
         }
-        self.row(z, y, scale, grad)
+        self.row(z, y, scale, grad, scratch)
     }
 
     fn soft(&self, _z: &[F], _max: F, _t: &[F], _scale: F, _grad: Option<&mut [F]>) -> F {
