@@ -1,4 +1,6 @@
 //! Test helpers: loading the imbalanced-learn parity fixtures written by `tools/fixtures/gen_samplers.py`.
+//!
+//! Test-only: declared as `#[cfg(test)] mod testutil;` in lib.rs, so its unwraps never reach library users.
 
 use ndarray::{Array1, Array2};
 use serde_json::Value;
