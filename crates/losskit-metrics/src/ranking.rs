@@ -591,7 +591,7 @@ pub fn average_precision_score(
 /// let mut r = MulticlassRanking::new(3)?;
 /// let s = ndarray::array![[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.1, 0.3, 0.6], [0.3, 0.4, 0.3]];
 /// r.update(ndarray::array![0_i64, 1, 2, 0].view(), s.view())?;
-/// assert!(r.roc_auc_ovr(Average::Macro)?.scalar().unwrap() > 0.8);
+/// assert!(r.roc_auc_ovr(Average::Macro)?.scalar().is_some_and(|auc| auc > 0.8));
 /// # Ok::<(), losskit_metrics::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
