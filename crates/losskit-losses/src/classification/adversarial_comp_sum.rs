@@ -83,7 +83,6 @@ impl SmoothAdversarialCompSum {
     /// [`Error::Parameter`] naming `nu` or `q`.
     pub fn check(&self) -> Result<()> {
         check::at_least("nu", self.nu, 0.0)?;
-        check::finite_param("nu", self.nu)?;
         crate::CompSum::new().psi(self.psi).check()
     }
 

@@ -145,7 +145,6 @@ impl ClassBalanced {
         check::closed_open("beta", self.beta, 0.0, 1.0)?;
         if let CbBase::Focal { gamma } = self.base {
             check::at_least("gamma", gamma, 0.0)?;
-            check::finite_param("gamma", gamma)?;
         }
         self.samples_per_class.as_deref().map_or(Ok(()), check_counts)
     }

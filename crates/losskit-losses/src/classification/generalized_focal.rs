@@ -36,9 +36,7 @@ pub fn dequity_weights<F: Real>(likelihoods: ArrayView1<'_, F>, eta: f64, gamma:
 
 fn check_params(eta: f64, gamma: f64) -> Result<()> {
     check::at_least("eta", eta, 0.0)?;
-    check::finite_param("eta", eta)?;
-    check::at_least("gamma", gamma, 0.0)?;
-    check::finite_param("gamma", gamma)
+    check::at_least("gamma", gamma, 0.0)
 }
 
 fn check_likelihoods(p: impl Iterator<Item = f64>) -> Result<()> {

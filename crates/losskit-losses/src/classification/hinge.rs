@@ -78,8 +78,7 @@ impl CrammerSinger {
     /// # Errors
     /// [`Error::Parameter`] naming `margin`.
     pub fn check(&self) -> Result<()> {
-        check::at_least("margin", self.margin, 0.0)?;
-        check::finite_param("margin", self.margin)
+        check::at_least("margin", self.margin, 0.0)
     }
 }
 
@@ -218,7 +217,6 @@ impl WestonWatkins {
             return Err(Error::Parameter { name: "p", value: self.p.into(), reason: "must be 1 or 2" });
         }
         check::at_least("margin", self.margin, 0.0)?;
-        check::finite_param("margin", self.margin)?;
         driver::check_class_weights(self.class_weights.as_deref())
     }
 }

@@ -233,9 +233,7 @@ impl LdrKl {
     /// [`Error::Parameter`] naming `lambda` or `margin`.
     pub fn check(&self) -> Result<()> {
         check::greater_than("lambda", self.lambda, 0.0)?;
-        check::finite_param("lambda", self.lambda)?;
-        check::at_least("margin", self.margin, 0.0)?;
-        check::finite_param("margin", self.margin)
+        check::at_least("margin", self.margin, 0.0)
     }
 }
 
@@ -610,7 +608,6 @@ impl AldrKl {
     /// [`Error::Parameter`] naming `lambda`, `alpha` or `margin`.
     pub fn check(&self) -> Result<()> {
         check::greater_than("alpha", self.alpha, 1.0)?;
-        check::finite_param("alpha", self.alpha)?;
         LdrKl { lambda: self.lambda, margin: self.margin, score_norm: self.score_norm, reduction: self.reduction }
             .check()
     }

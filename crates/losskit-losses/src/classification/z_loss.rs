@@ -96,7 +96,6 @@ impl ZLoss {
     /// [`Error::Parameter`] naming `a` or `b`.
     pub fn check(&self) -> Result<()> {
         check::greater_than("a", self.a, 0.0)?;
-        check::finite_param("a", self.a)?;
         check::finite_param("b", self.b)
     }
 }
