@@ -48,8 +48,26 @@ pub fn run(args: &[String]) -> Result<bool> {
     let Some(bench) = bench else { bail!("building the ce_bench example failed") };
     copy_exe(&bench.path, &bundle.join("ce_bench"))?;
 
+    let mut cmd = util::cargo();
+    cmd.args(["build", "-p", "losskit-cuda", "--release", "--example", "linear_ce_bench"]);
+    let (ok, artifacts) = util::build_artifacts(&mut cmd)?;
+    let bench = artifacts.iter().find(|a| a.target == "linear_ce_bench").filter(|_| ok);
+    let Some(bench) = bench else { bail!("building the linear_ce_bench example failed") };
+    copy_exe(&bench.path, &bundle.join("linear_ce_bench"))?;
+    let torch = root.join("crates/losskit-cuda/examples/linear_ce_torch.py");
+    std::fs::copy(&torch, bundle.join("linear_ce_torch.py")).with_context(|| format!("copying {}", torch.display()))?;
+
     let torch = root.join("crates/losskit-cuda/examples/ce_torch.py");
     std::fs::copy(&torch, bundle.join("ce_torch.py")).with_context(|| format!("copying {}", torch.display()))?;
+
+    let mut cmd = util::cargo();
+    cmd.args(["build", "-p", "losskit-cuda", "--release", "--example", "pairwise_bench"]);
+    let (ok, artifacts) = util::build_artifacts(&mut cmd)?;
+    let bench = artifacts.iter().find(|a| a.target == "pairwise_bench").filter(|_| ok);
+    let Some(bench) = bench else { bail!("building the pairwise_bench example failed") };
+    copy_exe(&bench.path, &bundle.join("pairwise_bench"))?;
+    let pml = root.join("crates/losskit-cuda/examples/pairwise_torch.py");
+    std::fs::copy(&pml, bundle.join("pairwise_torch.py")).with_context(|| format!("copying {}", pml.display()))?;
     let run_sh = bundle.join("run.sh");
     std::fs::write(&run_sh, RUN_SH)?;
     make_executable(&run_sh)?;

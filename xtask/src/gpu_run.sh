@@ -9,7 +9,8 @@ mkdir -p logs
 
 # libnvrtc.so.13 comes from the CUDA toolkit or from the nvidia-cuda-nvrtc wheel that PyTorch installs.
 nvrtc_dirs=""
-add_dir() { ls "$1"/libnvrtc.so* > /dev/null 2>&1 && nvrtc_dirs="$nvrtc_dirs:$1"; }
+# The pairwise losses and the kNN also load libcublas (toolkit lib64 or the nvidia-cublas wheel).
+add_dir() { { ls "$1"/libnvrtc.so* || ls "$1"/libcublas.so*; } > /dev/null 2>&1 && nvrtc_dirs="$nvrtc_dirs:$1"; }
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64; do add_dir "$d"; done
 if command -v python3 > /dev/null; then
   for d in $(python3 -c '
@@ -65,12 +66,16 @@ for t in ./test-*; do
   check "$(basename "$t")" "$t" --test-threads=1 --nocapture
 done
 check ce-bench ./ce_bench --out ce_bench.md
+check pairwise-bench ./pairwise_bench --out pairwise_bench.md
+check linear-ce-bench ./linear_ce_bench --out linear_ce_bench.md
 if python3 -c 'import torch; assert torch.cuda.is_available()' > /dev/null 2>&1; then
   check torch-bench python3 ce_torch.py --out torch_bench.md
+  check pairwise-pml-bench python3 pairwise_torch.py --out pairwise_pml_bench.md
+  check linear-ce-torch-bench python3 linear_ce_torch.py --out linear_ce_torch_bench.md
 else
   printf '## torch-bench: skipped (no python3 with CUDA PyTorch)\n\n' >> "$report"
 fi
-for table in ce_bench.md torch_bench.md; do
+for table in ce_bench.md torch_bench.md linear_ce_bench.md linear_ce_torch_bench.md pairwise_bench.md pairwise_pml_bench.md; do
   if [ -f "$table" ]; then
     cat "$table" >> "$report"
     echo >> "$report"
@@ -80,7 +85,7 @@ echo "Failed checks: $failed" >> "$report"
 if [ -n "${OUT:-}" ]; then
   mkdir -p "$OUT"
   cp -r "$report" logs "$OUT"/
-  for table in ce_bench.md torch_bench.md; do [ -f "$table" ] && cp "$table" "$OUT"/; done
+  for table in ce_bench.md torch_bench.md linear_ce_bench.md linear_ce_torch_bench.md pairwise_bench.md pairwise_pml_bench.md; do [ -f "$table" ] && cp "$table" "$OUT"/; done
 fi
 echo "report: $report ($failed failed)"
 [ "$failed" -eq 0 ]

@@ -21,7 +21,7 @@ pub struct KernelSpec {
     pub mode: &'static str,
     /// p0, p1, p2 of the kernel (see the file's header).
     pub params: [f32; 3],
-    /// Per-class weights [C] (focal only).
+    /// Per-class weights `[C]` (focal only).
     pub class_weights: Option<Vec<f64>>,
     /// A label to skip (focal only).
     pub ignore_index: Option<i64>,
@@ -41,7 +41,7 @@ mod sealed {
 }
 
 /// A CPU loss config of the softmax family that [`Gpu::class_loss`] runs on the GPU: [`Focal`],
-/// [`GeneralizedCrossEntropy`], [`Mae`], [`SumExponential`], [`CompSum`] (every Ψ), [`LdrKl`] (`score_norm` none)
+/// [`GeneralizedCrossEntropy`], [`Mae`], [`SumExponential`], [`CompSum`] (every Ψ), [`LdrKl`] (every `score_norm`)
 /// and [`ZLoss`]. Cross-entropy (with temperature, smoothing, weights) has its own [`Gpu::cross_entropy`].
 pub trait GpuClassLoss: sealed::Sealed {
     /// Validates the config like its CPU `check()` and describes it to the kernel.
@@ -100,15 +100,12 @@ impl GpuClassLoss for CompSum {
 impl GpuClassLoss for LdrKl {
     fn kernel_spec(&self) -> Result<KernelSpec> {
         self.check()?;
-        if self.score_norm != ScoreNorm::None {
-            return Err(Error::Input {
-                what: format!(
-                    "ldr-kl on the GPU supports score_norm none only, got {:?} (use the CPU path)",
-                    self.score_norm
-                ),
-            });
-        }
-        Ok(spec("ldrkl", [self.lambda, self.margin, 0.0], self.reduction))
+        let mode = match self.score_norm {
+            ScoreNorm::None => "ldrkl",
+            ScoreNorm::SoftplusMean => "ldrklsp",
+            ScoreNorm::L1Mean => "ldrkll1",
+        };
+        Ok(spec(mode, [self.lambda, self.margin, 0.0], self.reduction))
     }
 }
 
@@ -193,17 +190,16 @@ pub(crate) fn kernel_name<T: GpuFloat, L: GpuLabel>(mode: &str, n: usize, c: usi
 }
 
 impl Gpu {
-    /// A softmax-family loss of `logits` [N, C] against class indices `targets` [N], with optional per-sample
-    /// `weights` [N], computed on this GPU with the semantics of the CPU path (`loss.compute(...)` of the same
+    /// A softmax-family loss of `logits` `[N, C]` against class indices `targets` `[N]`, with optional per-sample
+    /// `weights` `[N]`, computed on this GPU with the semantics of the CPU path (`loss.compute(...)` of the same
     /// config): same value, per-sample losses and gradient up to f32 rounding, same validation errors.
     ///
     /// `loss` is a [`Focal`], [`GeneralizedCrossEntropy`], [`Mae`], [`SumExponential`], [`CompSum`], [`LdrKl`]
-    /// (`score_norm` none) or [`ZLoss`] (see [`GpuClassLoss`]). Logits may be `f32`, `half::bf16` or `half::f16`
+    /// (every `score_norm`) or [`ZLoss`] (see [`GpuClassLoss`]). Logits may be `f32`, `half::bf16` or `half::f16`
     /// (the gradient has their type), targets `i64` or `i32`; arithmetic is f32, the value's final sum f64.
     ///
     /// # Errors
-    /// The CPU path's errors for bad configs or input, [`Error::Input`] for an option the GPU lacks (LDR-KL score
-    /// normalisation), [`Error::Device`] when a driver call or kernel fails.
+    /// The CPU path's errors for bad configs or input, [`Error::Device`] when a driver call or kernel fails.
     pub fn class_loss<T: GpuFloat, L: GpuLabel, K: GpuClassLoss>(
         &self,
         loss: &K,
@@ -339,10 +335,13 @@ mod tests {
             both(&CompSum::new().psi(Psi::CrossEntropy), what, x, t, w);
             both(&LdrKl::new().score_norm(ScoreNorm::None), what, x, t, w);
             both(&LdrKl::new().score_norm(ScoreNorm::None).lambda(0.0), what, x, t, w);
+            both(&LdrKl::new(), what, x, t, w);
+            both(&LdrKl::new().score_norm(ScoreNorm::L1Mean).margin(-1.0), what, x, t, w);
             both(&ZLoss::new(0.1, 10.0), what, x, t, w);
             both(&ZLoss::new(-1.0, 10.0), what, x, t, w);
         }
-        assert!(matches!(LdrKl::new().kernel_spec(), Err(Error::Input { .. })));
+        assert_eq!(LdrKl::new().kernel_spec().unwrap().mode, "ldrklsp");
+        assert_eq!(LdrKl::new().score_norm(ScoreNorm::L1Mean).kernel_spec().unwrap().mode, "ldrkll1");
     }
 
     #[test]

@@ -4,6 +4,10 @@ static SOURCES: &[(&str, &str)] = &[
     ("cross_entropy", include_str!("kernels/cross_entropy.cu")),
     ("softmax_family", include_str!("kernels/softmax_family.cu")),
     ("binary", include_str!("kernels/binary.cu")),
+    ("pairwise", include_str!("kernels/pairwise.cu")),
+    ("knn", include_str!("kernels/knn.cu")),
+    ("linear_ce", include_str!("kernels/linear_ce.cu")),
+    ("anyloss", include_str!("kernels/anyloss.cu")),
 ];
 
 /// Every kernel file as `(name, CUDA C source)`, so a test can compile each one with NVRTC without a GPU.

@@ -7,8 +7,13 @@
 //! [`losskit_losses::CrossEntropy`] in one fused kernel, for `f32`, `bf16` and `f16` logits ([`GpuFloat`]) and
 //! `i64`/`i32` targets ([`GpuLabel`]); [`CrossEntropyBatch`] keeps a problem on the device to launch and time it
 //! repeatedly. [`Gpu::class_loss`] runs the rest of the softmax family (focal, GCE, MAE, sum-exponential, comp-sum,
-//! LDR-KL with `score_norm` none, Z-loss; [`GpuClassLoss`]) and [`Gpu::binary_loss`] binary cross-entropy with logits
-//! and sigmoid focal ([`GpuBinaryLoss`]) in the same fused style. [`kernel_sources`], [`compile_ptx`] and
+//! LDR-KL with every `score_norm`, Z-loss; [`GpuClassLoss`]) and [`Gpu::binary_loss`] binary cross-entropy with logits
+//! and sigmoid focal ([`GpuBinaryLoss`]) in the same fused style; [`Gpu::anyloss`] and [`Gpu::anyloss_multiclass`]
+//! the batch-level AnyLoss; [`Gpu::linear_cross_entropy`] the fused linear + cross-entropy
+//! ([`LinearCrossEntropy`]: the N × C logits never exist). [`Gpu::pair_loss`] runs the pairwise metric-learning
+//! losses (multi-similarity, contrastive, SupCon; [`GpuPairLoss`]) on cuBLAS similarity tiles, and
+//! [`Gpu::kneighbors_self`] / [`Gpu::smote`] the exact kNN and SMOTE, identical to the CPU's. [`kernel_sources`],
+//! [`compile_ptx`] and
 //! [`compile_cubin`] expose the CUDA C so that it can be checked with NVRTC on a machine without a GPU.
 //!
 //! ```
@@ -38,11 +43,17 @@ mod device;
 mod dtype;
 mod family;
 mod kernels;
+mod knn;
+mod linear_ce;
+mod pairwise;
 
-pub use binary::{BinarySpec, GpuBinaryLoss};
+pub use binary::{AnyLossPlan, BinarySpec, GpuBinaryLoss};
 pub use cross_entropy::CrossEntropyBatch;
 pub use device::{Gpu, compile_cubin, compile_ptx, driver_available, nvrtc_available};
 pub use dtype::{GpuFloat, GpuLabel};
 pub use family::{GpuClassLoss, KernelSpec};
 pub use kernels::kernel_sources;
+pub use knn::{KnnStats, MAX_K, smote_with_neighbors};
+pub use linear_ce::{KernelLaunch, LinearCeOutput, LinearCePlan, LinearCrossEntropy};
 pub use losskit_tensor::{Error, Result};
+pub use pairwise::{GpuPairLoss, PairOutput, PairSpec};

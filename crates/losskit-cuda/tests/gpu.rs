@@ -55,19 +55,24 @@ fn every_kernel_compiles_with_nvrtc() {
             let text = ptx.to_src();
             // Every kernel the host launches must be a PTX entry point.
             let kernels = source.lines().filter_map(|l| {
-                ["LK_CE_KERNEL(", "LK_SM_KERNEL(", "LK_BIN_KERNEL("]
+                ["LK_CE_KERNEL(", "LK_SM_KERNEL(", "LK_BIN_KERNEL(", "LK_LCE_KERNEL(", "LK_ANY_KERNEL("]
                     .iter()
                     .find_map(|p| l.strip_prefix(p))?
                     .split(',')
                     .next()
             });
-            let extra = if *name == "cross_entropy" { vec!["ce_reduce"] } else { vec![] };
+            let extra = match *name {
+                "cross_entropy" => vec!["ce_reduce"],
+                "pairwise" => pairwise_knn::PAIRWISE_KERNELS.to_vec(),
+                "knn" => vec!["knn_select"],
+                _ => vec![],
+            };
             let mut count = 0;
             for kernel in kernels.chain(extra) {
                 count += 1;
                 assert!(text.contains(&format!(".entry {kernel}(")), "{name}: no entry {kernel} in the PTX");
             }
-            assert!(count >= 6, "{name}: only {count} kernels found");
+            assert!(count >= 6 || *name == "knn", "{name}: only {count} kernels found");
         }
         // Machine code, which is what a Gpu loads first (sm_80: A100, sm_90: H100/H200).
         for arch in ["sm_80", "sm_90"] {
@@ -674,6 +679,8 @@ fn family_on_gpu<T: GpuFloat>(gpu: &Gpu) {
         check_family_on_gpu::<T, i64, _>(gpu, &CompSum::new().psi(Psi::CrossEntropy), &base);
         check_family_on_gpu::<T, i64, _>(gpu, &SumExponential::new(), &FamilyCase { spread: 1.0, ..base });
         check_family_on_gpu::<T, i64, _>(gpu, &LdrKl::new().score_norm(ScoreNorm::None), &base);
+        check_family_on_gpu::<T, i64, _>(gpu, &LdrKl::new(), &FamilyCase { sample_weights: true, ..base });
+        check_family_on_gpu::<T, i32, _>(gpu, &LdrKl::new().score_norm(ScoreNorm::L1Mean).lambda(1.0), &base);
         check_family_on_gpu::<T, i64, _>(gpu, &ZLoss::new(0.1, 10.0), &FamilyCase { grad: false, ..base });
         check_family_on_gpu::<T, i64, _>(gpu, &ZLoss::new(1.0, 1.0), &base);
     }
@@ -702,8 +709,8 @@ fn softmax_family_reports_unsupported_options_and_bad_input() {
     use losskit_losses::{Focal, LdrKl};
     let Some(gpu) = gpu() else { return };
     let x = logits::<f32>(4, 5, 1.0, 30);
-    let err = gpu.class_loss(&LdrKl::new(), x.view(), labels(4, 5, 0, 30).view(), None, true).unwrap_err();
-    assert!(matches!(err, Error::Input { .. }), "{err:?}");
+    let err = gpu.class_loss(&LdrKl::new().lambda(0.0), x.view(), labels(4, 5, 0, 30).view(), None, true).unwrap_err();
+    assert!(matches!(err, Error::Parameter { name: "lambda", .. }), "{err:?}");
     let bad = Array1::from(vec![0_i64, 1, 5, 2]);
     let err = gpu.class_loss(&Focal::new(), x.view(), bad.view(), None, true).unwrap_err();
     assert!(matches!(err, Error::LabelOutOfRange { label: 5, index: 2, .. }), "{err:?}");
@@ -851,4 +858,566 @@ fn binary_losses_bf16_and_f16_match_cpu() {
     let Some(gpu) = gpu() else { return };
     binary_on_gpu::<bf16>(gpu);
     binary_on_gpu::<f16>(gpu);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fused linear + cross-entropy (kernels/linear_ce.cu): the plan's launch sequence emulated on the CPU and run on a
+// GPU, both against LinearCrossEntropy::compute_cpu (losskit-losses CrossEntropy / Focal on H·Wᵀ in f64).
+
+fn linear_ce_emulator() -> Option<&'static Path> {
+    static EXE: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let emu = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emu");
+        if !emu.join("linear_ce.cpp").exists() {
+            println!("skipped: emulator sources not present (a copied test binary)");
+            return None;
+        }
+        let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
+        if Command::new(&cxx).arg("--version").output().is_err() {
+            println!("skipped: no C++ compiler ({cxx})");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("losskit-linear-ce-emu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("kernel.cu"), emulable_source("linear_ce")).unwrap();
+        std::fs::copy(emu.join("shim.h"), dir.join("shim.h")).unwrap();
+        let exe = dir.join("linear_ce_emu");
+        let out = Command::new(&cxx)
+            .args(["-std=c++20", "-O1", "-pthread", "-I"])
+            .arg(&dir)
+            .arg("-o")
+            .arg(&exe)
+            .arg(emu.join("linear_ce.cpp"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cxx} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        Some(exe)
+    })
+    .as_deref()
+}
+
+/// One fused linear + cross-entropy problem.
+#[derive(Clone, Copy)]
+struct LceCase {
+    n: usize,
+    c: usize,
+    d: usize,
+    weighted: bool,
+    ignore_every: usize,
+    grad: bool,
+    seed: u64,
+}
+
+impl LceCase {
+    fn new(n: usize, c: usize, d: usize, seed: u64) -> Self {
+        LceCase { n, c, d, weighted: false, ignore_every: 0, grad: true, seed }
+    }
+}
+
+/// H [N, d], W [C, d] (entries scaled so that the logits spread over a few units), labels with `ignore` for every
+/// `ignore_every`-th row, sample weights.
+fn lce_inputs<T: GpuFloat>(
+    loss: &losskit_cuda::LinearCrossEntropy,
+    case: &LceCase,
+) -> (Array2<T>, Array2<T>, Array1<i64>, Option<Array1<f32>>) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(case.seed);
+    let s = 3.0 / (case.d as f32).sqrt();
+    let h = Array2::from_shape_fn((case.n, case.d), |_| T::from_f32(rng.random_range(-1.0_f32..1.0)));
+    let w = Array2::from_shape_fn((case.c, case.d), |_| T::from_f32(rng.random_range(-s..s)));
+    let t =
+        labels(case.n, case.c, case.ignore_every, case.seed).mapv(|v| if v == -100 { loss.ignore_index } else { v });
+    let sw = case.weighted.then(|| sample_weights(case.n, case.seed));
+    (h, w, t, sw)
+}
+
+/// Compares a run (GPU or emulated) with the CPU reference on the same (rounded) inputs.
+#[allow(clippy::too_many_arguments)]
+fn compare_linear_ce<T: GpuFloat>(
+    what: &str,
+    loss: &losskit_cuda::LinearCrossEntropy,
+    h: &Array2<T>,
+    w: &Array2<T>,
+    t: &Array1<i64>,
+    sw: Option<&Array1<f32>>,
+    got: &FamilyOut,
+    grads: Option<(&[f64], &[f64])>,
+) {
+    let h64 = h.mapv(|v| f64::from(v.to_f32()));
+    let w64 = w.mapv(|v| f64::from(v.to_f32()));
+    let sw64 = sw.map(|s| s.mapv(f64::from));
+    let cpu = loss.compute_cpu(h64.view(), w64.view(), t.view(), sw64.as_ref().map(|s| s.view()), true).unwrap();
+    let ps = cpu.per_sample.to_vec();
+    let pmax = ps.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    // f32 arithmetic whatever the input type: 1e-5 relative (plus a 1e-6 floor for losses near 0).
+    close(&format!("{what} per_sample"), &got.per_sample, &ps, 1e-5, 1e-6 * pmax.max(1e-3) / pmax.max(1e-300));
+    close(&format!("{what} value"), &[got.value], &[cpu.value], 1e-5, 0.0);
+    if let Some((dh, dw)) = grads {
+        let (rel, abs_frac) = tolerance::<T>();
+        let floor = if T::NAME == "f16" { 2f64.powi(-25) } else { 0.0 };
+        let want_h: Vec<f64> = cpu.grad_hidden.unwrap().iter().copied().collect();
+        let want_w: Vec<f64> = cpu.grad_weight.unwrap().iter().copied().collect();
+        // dH and dW sum C (or N) terms of both signs, so the absolute part is relative to the largest entry.
+        close_with_floor(&format!("{what} dH"), dh, &want_h, rel.max(1e-5), abs_frac.max(1e-6), floor);
+        close_with_floor(&format!("{what} dW"), dw, &want_w, rel.max(1e-5), abs_frac.max(1e-6), floor);
+    }
+}
+
+/// Replays `loss.plan(...)` in the emulator of tests/emu/linear_ce.cpp and compares with the CPU.
+fn emulate_linear_ce<T: GpuFloat, L: GpuLabel + TryFrom<i64>>(
+    exe: &Path,
+    loss: &losskit_cuda::LinearCrossEntropy,
+    case: &LceCase,
+) -> String
+where
+    <L as TryFrom<i64>>::Error: std::fmt::Debug,
+{
+    let (h, w, t, sw) = lce_inputs::<T>(loss, case);
+    let tl: Array1<L> = t.mapv(|v| L::try_from(v).unwrap());
+    let plan = loss.plan(&h.view(), &w.view(), &tl.view(), sw.as_ref().map(|s| s.view()).as_ref(), case.grad).unwrap();
+    let (n, c, d) = (case.n, case.c, case.d);
+    let elem = if T::NAME == "f32" { 4 } else { 2 };
+    let lsize = if L::NAME == "i64" { 8 } else { 4 };
+    let mut buf = Vec::new();
+    let header = [
+        n as i32,
+        c as i32,
+        d as i32,
+        elem,
+        lsize,
+        i32::from(plan.class_weights.is_some()),
+        i32::from(sw.is_some()),
+        i32::from(plan.adjust.is_some()),
+        i32::from(case.grad),
+        plan.ws_rows as i32,
+        plan.ws_cols as i32,
+        plan.launches.len() as i32,
+    ];
+    header.iter().for_each(|v| buf.extend(v.to_le_bytes()));
+    buf.extend(plan.ignore_index.to_le_bytes());
+    for p in [plan.eps, plan.wsum, plan.gscale, plan.gamma] {
+        buf.extend(p.to_le_bytes());
+    }
+    h.iter().for_each(|&v| buf.extend(elem_bytes(v)));
+    w.iter().for_each(|&v| buf.extend(elem_bytes(v)));
+    for &y in &t {
+        if lsize == 8 { buf.extend(y.to_le_bytes()) } else { buf.extend((y as i32).to_le_bytes()) }
+    }
+    for v in [&plan.class_weights, &sw.as_ref().map(|s| s.to_vec()), &plan.adjust].into_iter().flatten() {
+        v.iter().for_each(|x| buf.extend(x.to_le_bytes()));
+    }
+    for l in &plan.launches {
+        buf.extend((l.kernel.len() as u32).to_le_bytes());
+        buf.extend(l.kernel.as_bytes());
+        for v in [l.grid as i32, l.block as i32, l.row0, l.rows, l.col0, l.cols] {
+            buf.extend(v.to_le_bytes());
+        }
+    }
+    let dir = exe.parent().unwrap();
+    let tag = format!("lce-{}-{}-{}", T::NAME, L::NAME, case.seed);
+    let (inp, outp) = (dir.join(format!("{tag}.in")), dir.join(format!("{tag}.out")));
+    std::fs::write(&inp, &buf).unwrap();
+    let run = Command::new(exe).arg(&inp).arg(&outp).output().unwrap();
+    assert!(run.status.success(), "{tag}: emulator failed: {}", String::from_utf8_lossy(&run.stderr));
+    let out = std::fs::read(&outp).unwrap();
+    let _ = std::fs::remove_file(&inp);
+    let _ = std::fs::remove_file(&outp);
+    let e = elem as usize;
+    let expected = 4 * n + if case.grad { (n + c) * d * e } else { 0 } + 1;
+    assert_eq!(out.len(), expected, "{tag}: output size");
+    assert_eq!(out[expected - 1], 0, "{tag}: a kernel wrote outside its buffers");
+    let per_sample: Vec<f64> =
+        out[..4 * n].chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect();
+    let value = per_sample.iter().sum::<f64>() * plan.value_scale;
+    let grads = case.grad.then(|| {
+        let dh: Vec<f64> = out[4 * n..4 * n + n * d * e].chunks_exact(e).map(elem_from_bytes::<T>).collect();
+        let dw: Vec<f64> = out[4 * n + n * d * e..expected - 1].chunks_exact(e).map(elem_from_bytes::<T>).collect();
+        (dh, dw)
+    });
+    let what = format!("emulated {tag} n={n} c={c} d={d} chunks {}x{}", plan.ws_rows, plan.ws_cols);
+    let got = FamilyOut { value, per_sample, grad: None };
+    compare_linear_ce(&what, loss, &h, &w, &t, sw.as_ref(), &got, grads.as_ref().map(|(a, b)| (&a[..], &b[..])));
+    format!("ok   {what} ({} launches)", plan.launches.len())
+}
+
+/// Every option of the fused linear + cross-entropy, partial and whole chunks, f32 / bf16 / f16, i64 / i32 labels.
+#[test]
+fn linear_cross_entropy_matches_cpu_under_cpu_emulation() {
+    use losskit_cuda::LinearCrossEntropy;
+    let Some(exe) = linear_ce_emulator() else { return };
+    let base = LinearCrossEntropy::new();
+    let prior = |c: usize| (0..c).map(|j| 1.0 / (1.0 + j as f64)).collect::<Vec<f64>>();
+    let lines = [
+        // Several row and class chunks, the last of each partial.
+        emulate_linear_ce::<f32, i64>(exe, &base.clone().chunks(16, 64), &LceCase::new(37, 150, 40, 1)),
+        // Class and sample weights, smoothing, ignored rows, i32 labels.
+        emulate_linear_ce::<f32, i32>(
+            exe,
+            &base.clone().class_weights(class_weights(90, 2)).label_smoothing(0.1).chunks(64, 50),
+            &LceCase { weighted: true, ignore_every: 4, ..LceCase::new(21, 90, 33, 2) },
+        ),
+        // Focal with class weights and logit adjustment, Sum.
+        emulate_linear_ce::<f32, i64>(
+            exe,
+            &base
+                .clone()
+                .gamma(2.0)
+                .class_weights(class_weights(70, 3))
+                .logit_adjustment(1.0, prior(70))
+                .reduction(Reduction::Sum)
+                .chunks(10, 33),
+            &LceCase { ignore_every: 5, ..LceCase::new(23, 70, 24, 3) },
+        ),
+        // d above one 64-wide tile and not a multiple of 16; one chunk.
+        emulate_linear_ce::<f32, i64>(exe, &base.clone().ignore_index(7), &LceCase::new(9, 20, 130, 4)),
+        // One class.
+        emulate_linear_ce::<f32, i64>(exe, &base.clone().label_smoothing(0.2), &LceCase::new(5, 1, 8, 5)),
+        // No gradient.
+        emulate_linear_ce::<f32, i64>(
+            exe,
+            &base.clone().chunks(7, 16),
+            &LceCase { grad: false, weighted: true, ..LceCase::new(19, 40, 16, 6) },
+        ),
+        emulate_linear_ce::<bf16, i64>(
+            exe,
+            &base.clone().label_smoothing(0.05).chunks(8, 32),
+            &LceCase::new(20, 70, 24, 7),
+        ),
+        emulate_linear_ce::<f16, i32>(
+            exe,
+            &base.clone().gamma(1.0).logit_adjustment(0.5, prior(40)).chunks(5, 16),
+            &LceCase { weighted: true, ..LceCase::new(12, 40, 16, 8) },
+        ),
+    ];
+    lines.iter().for_each(|l| println!("{l}"));
+}
+
+/// Runs the fused kernel on the GPU and compares with the CPU.
+fn check_linear_ce_on_gpu<T: GpuFloat, L: GpuLabel + TryFrom<i64>>(
+    gpu: &Gpu,
+    loss: &losskit_cuda::LinearCrossEntropy,
+    case: &LceCase,
+) where
+    <L as TryFrom<i64>>::Error: std::fmt::Debug,
+{
+    let (h, w, t, sw) = lce_inputs::<T>(loss, case);
+    let tl: Array1<L> = t.mapv(|v| L::try_from(v).unwrap());
+    let out = gpu.linear_cross_entropy(loss, h.view(), w.view(), tl.view(), sw.as_ref().map(|s| s.view()), case.grad);
+    let out = out.unwrap();
+    assert_eq!(out.grad_hidden.is_some(), case.grad);
+    let widen = |g: &Array2<T>| g.iter().map(|v| f64::from(v.to_f32())).collect::<Vec<f64>>();
+    let dh = out.grad_hidden.as_ref().map(widen);
+    let dw = out.grad_weight.as_ref().map(widen);
+    let got = FamilyOut { value: out.value, per_sample: out.per_sample.to_vec(), grad: None };
+    let what = format!("gpu linear-ce {} n={} c={} d={}", T::NAME, case.n, case.c, case.d);
+    let grads = dh.as_deref().zip(dw.as_deref());
+    compare_linear_ce(&what, loss, &h, &w, &t, sw.as_ref(), &got, grads);
+}
+
+fn linear_ce_on_gpu<T: GpuFloat>(gpu: &Gpu) {
+    use losskit_cuda::LinearCrossEntropy;
+    let base = LinearCrossEntropy::new();
+    let c = 5000;
+    let prior: Vec<f64> = (0..c).map(|j| 1.0 / (1.0 + j as f64)).collect();
+    let case = LceCase::new(300, c, 256, 11);
+    check_linear_ce_on_gpu::<T, i64>(gpu, &base.clone().chunks(128, 1024), &case);
+    check_linear_ce_on_gpu::<T, i32>(gpu, &base, &LceCase { weighted: true, ignore_every: 7, ..case });
+    let opts = base.clone().class_weights(class_weights(c, 12)).label_smoothing(0.1).chunks(100, 999);
+    check_linear_ce_on_gpu::<T, i64>(gpu, &opts, &LceCase { weighted: true, ignore_every: 3, ..case });
+    let focal = base.clone().gamma(2.0).logit_adjustment(1.0, prior).reduction(Reduction::Sum).chunks(64, 4096);
+    check_linear_ce_on_gpu::<T, i64>(gpu, &focal, &case);
+    check_linear_ce_on_gpu::<T, i64>(gpu, &base, &LceCase { grad: false, ..case });
+}
+
+#[test]
+fn linear_cross_entropy_f32_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    linear_ce_on_gpu::<f32>(gpu);
+}
+
+#[test]
+fn linear_cross_entropy_bf16_and_f16_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    linear_ce_on_gpu::<bf16>(gpu);
+    linear_ce_on_gpu::<f16>(gpu);
+}
+
+#[test]
+fn linear_cross_entropy_is_reproducible_and_chunk_independent() {
+    use losskit_cuda::LinearCrossEntropy;
+    let Some(gpu) = gpu() else { return };
+    let case = LceCase::new(257, 3001, 96, 13);
+    let loss = LinearCrossEntropy::new();
+    let (h, w, t, _) = lce_inputs::<f32>(&loss, &case);
+    let run = |l: &LinearCrossEntropy| gpu.linear_cross_entropy(l, h.view(), w.view(), t.view(), None, true).unwrap();
+    let a = run(&loss.clone().chunks(64, 512));
+    let b = run(&loss.clone().chunks(64, 512));
+    assert_eq!(a, b, "two runs differ");
+    let whole = run(&loss.clone().chunks(4096, 4096));
+    close("chunked vs whole value", &[a.value], &[whole.value], 1e-5, 0.0);
+    let err = gpu.linear_cross_entropy(&loss, h.view(), h.view(), t.view(), None, true).unwrap_err();
+    assert!(matches!(err, Error::LabelOutOfRange { .. } | Error::Shape { .. }), "{err:?}");
+}
+
+// Pairwise metric-learning losses and the exact kNN / SMOTE on a GPU (their emulation tests are unit tests).
+#[path = "emu/gpu_pairwise_knn.rs"]
+mod pairwise_knn;
+
+/// LDR-KL with the score normalisations (softplus-mean, l1-mean) of softmax_family.cu, both layouts, vector, scalar
+/// and misaligned paths, against the CPU `LdrKl`.
+#[test]
+fn ldr_kl_score_norms_match_cpu_under_cpu_emulation() {
+    use losskit_losses::{LdrKl, ScoreNorm};
+    let Some(exe) = family_emulator() else { return };
+    let sp = LdrKl::new();
+    let l1 = LdrKl::new().score_norm(ScoreNorm::L1Mean);
+    let lines = [
+        emulate_family::<f32, i64, _>(exe, &sp, &FamilyCase::new(16, 100, 41)),
+        emulate_family::<f32, i32, _>(
+            exe,
+            &sp.clone().lambda(0.5).margin(1.0),
+            &FamilyCase::new(3, 5000, 42).weighted(),
+        ),
+        emulate_family::<f32, i64, _>(exe, &sp.clone().lambda(1.0), &FamilyCase::new(3, 2051, 43).misaligned()),
+        emulate_family::<bf16, i64, _>(exe, &sp, &FamilyCase::new(2, 2048, 44).spread(2.0)),
+        emulate_family::<f32, i64, _>(exe, &sp.clone().reduction(Reduction::Sum), &FamilyCase::new(4, 1, 45)),
+        emulate_family::<f32, i64, _>(exe, &l1, &FamilyCase::new(16, 100, 46).weighted()),
+        emulate_family::<f32, i32, _>(exe, &l1.clone().lambda(0.3), &FamilyCase::new(3, 4096, 47)),
+        emulate_family::<f16, i64, _>(exe, &l1, &FamilyCase::new(9, 40, 48).spread(1.0)),
+        emulate_family::<f32, i64, _>(exe, &l1.clone().lambda(1.0), &FamilyCase::new(10, 200, 49).no_grad()),
+    ];
+    lines.iter().for_each(|l| println!("{l}"));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// AnyLoss (kernels/anyloss.cu), binary and one-vs-rest multiclass: the plan's launches emulated on the CPU and run on
+// a GPU, both against losskit_losses::AnyLoss.
+
+fn anyloss_emulator() -> Option<&'static Path> {
+    static EXE: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let emu = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emu");
+        if !emu.join("anyloss.cpp").exists() {
+            println!("skipped: emulator sources not present (a copied test binary)");
+            return None;
+        }
+        let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
+        if Command::new(&cxx).arg("--version").output().is_err() {
+            println!("skipped: no C++ compiler ({cxx})");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("losskit-anyloss-emu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("kernel.cu"), emulable_source("anyloss")).unwrap();
+        std::fs::copy(emu.join("shim.h"), dir.join("shim.h")).unwrap();
+        let exe = dir.join("anyloss_emu");
+        let out = Command::new(&cxx)
+            .args(["-std=c++20", "-O1", "-pthread", "-I"])
+            .arg(&dir)
+            .arg("-o")
+            .arg(&exe)
+            .arg(emu.join("anyloss.cpp"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cxx} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        Some(exe)
+    })
+    .as_deref()
+}
+
+/// Runs `plan` in the emulator on raw inputs `x` and targets `t`; returns (value, per_sample, raw gradient).
+fn run_anyloss_emulator(
+    exe: &Path,
+    plan: &losskit_cuda::AnyLossPlan,
+    elem: i32,
+    tsize: i32,
+    x: &[u8],
+    t: &[u8],
+    tag: &str,
+) -> FamilyOut {
+    let mut buf = Vec::new();
+    let header = [
+        plan.n as i32,
+        plan.c as i32,
+        elem,
+        tsize,
+        i32::from(plan.rel.is_some()),
+        i32::from(plan.launches.len() > if plan.c == 1 { 1 } else { 2 }),
+        plan.metric,
+        plan.launches.len() as i32,
+    ];
+    header.iter().for_each(|v| buf.extend(v.to_le_bytes()));
+    for p in [plan.amp, plan.beta2, plan.gscale] {
+        buf.extend(p.to_le_bytes());
+    }
+    buf.extend(x);
+    buf.extend(t);
+    plan.rel.iter().flatten().for_each(|v| buf.extend(v.to_le_bytes()));
+    for l in &plan.launches {
+        buf.extend((l.kernel.len() as u32).to_le_bytes());
+        buf.extend(l.kernel.as_bytes());
+        buf.extend((l.grid as i32).to_le_bytes());
+        buf.extend((l.block as i32).to_le_bytes());
+    }
+    let dir = exe.parent().unwrap();
+    let (inp, outp) = (dir.join(format!("{tag}.in")), dir.join(format!("{tag}.out")));
+    std::fs::write(&inp, &buf).unwrap();
+    let run = Command::new(exe).arg(&inp).arg(&outp).output().unwrap();
+    assert!(run.status.success(), "{tag}: emulator failed: {}", String::from_utf8_lossy(&run.stderr));
+    let out = std::fs::read(&outp).unwrap();
+    let _ = std::fs::remove_file(&inp);
+    let _ = std::fs::remove_file(&outp);
+    let grad = header[5] == 1;
+    let glen = if grad { plan.n * plan.c * elem as usize } else { 0 };
+    assert_eq!(out.len(), 8 * plan.c + glen + 1, "{tag}: output size");
+    assert_eq!(out[out.len() - 1], 0, "{tag}: a kernel wrote outside its buffers");
+    let closs: Vec<f64> =
+        out[..8 * plan.c].chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
+    let (value, per_sample) = plan.finish(&closs);
+    let gbytes = &out[8 * plan.c..8 * plan.c + glen];
+    let grad = grad.then(|| {
+        gbytes
+            .chunks_exact(elem as usize)
+            .map(|b| match elem {
+                4 => f64::from(f32::from_le_bytes(b.try_into().unwrap())),
+                _ => f64::from(u16::from_le_bytes(b.try_into().unwrap())), // widened by the caller
+            })
+            .collect()
+    });
+    FamilyOut { value, per_sample, grad }
+}
+
+fn widen_raw<T: GpuFloat>(raw: Vec<f64>) -> Vec<f64> {
+    if T::NAME == "f32" {
+        return raw;
+    }
+    raw.iter().map(|&b| elem_from_bytes::<T>(&(b as u16).to_le_bytes())).collect()
+}
+
+fn emulate_anyloss_binary<T: GpuFloat>(
+    exe: &Path,
+    loss: &losskit_losses::AnyLoss,
+    n: usize,
+    soft: bool,
+    weighted: bool,
+    seed: u64,
+) -> String {
+    let (x, t, w) = binary_inputs::<T>(n, 4.0, soft, seed);
+    let w = weighted.then_some(w);
+    let plan =
+        losskit_cuda::AnyLossPlan::binary(loss, &x.view(), &t.view(), w.as_ref().map(|w| w.view()).as_ref(), true)
+            .unwrap();
+    let elem = if T::NAME == "f32" { 4 } else { 2 };
+    let xb: Vec<u8> = x.iter().flat_map(|&v| elem_bytes(v)).collect();
+    let tb: Vec<u8> = t.iter().flat_map(|&v| elem_bytes(v)).collect();
+    let tag = format!("anyloss-bin-{}-{seed}", T::NAME);
+    let mut got = run_anyloss_emulator(exe, &plan, elem, elem, &xb, &tb, &tag);
+    got.grad = got.grad.map(widen_raw::<T>);
+    let what = format!("emulated {tag} n={n} metric={:?}", loss.metric);
+    compare_binary(&what, loss, &x, &t, w.as_ref(), &got);
+    format!("ok   {what}")
+}
+
+fn emulate_anyloss_class<T: GpuFloat, L: GpuLabel + TryFrom<i64>>(
+    exe: &Path,
+    loss: &losskit_losses::AnyLoss,
+    case: &FamilyCase,
+) -> String
+where
+    <L as TryFrom<i64>>::Error: std::fmt::Debug,
+{
+    let (x, t, w) = family_inputs::<T>(None, case);
+    let tl: Array1<L> = t.mapv(|v| L::try_from(v).unwrap());
+    let plan = losskit_cuda::AnyLossPlan::multiclass(
+        loss,
+        &x.view(),
+        &tl.view(),
+        w.as_ref().map(|w| w.view()).as_ref(),
+        case.grad,
+    )
+    .unwrap();
+    let elem = if T::NAME == "f32" { 4 } else { 2 };
+    let lsize = if L::NAME == "i64" { 8 } else { 4 };
+    let xb: Vec<u8> = x.iter().flat_map(|&v| elem_bytes(v)).collect();
+    let tb: Vec<u8> = t
+        .iter()
+        .flat_map(|&y| if lsize == 8 { y.to_le_bytes().to_vec() } else { (y as i32).to_le_bytes().to_vec() })
+        .collect();
+    let tag = format!("anyloss-{}-{}-{}", T::NAME, L::NAME, case.seed);
+    let mut got = run_anyloss_emulator(exe, &plan, elem, lsize, &xb, &tb, &tag);
+    got.grad = got.grad.map(widen_raw::<T>);
+    let what = format!("emulated {tag} n={} c={} metric={:?}", case.n, case.c, loss.metric);
+    compare_family(&what, loss, &x, &t, w.as_ref(), &got);
+    format!("ok   {what}")
+}
+
+/// Every metric, binary and multiclass, weights, soft targets, Sum, f32 / bf16 / f16, against the CPU `AnyLoss`.
+#[test]
+fn anyloss_matches_cpu_under_cpu_emulation() {
+    use losskit_losses::{AnyLoss, AnyMetric};
+    let Some(exe) = anyloss_emulator() else { return };
+    let f1 = AnyLoss::new();
+    let acc = AnyLoss::new().metric(AnyMetric::Accuracy).amplifier(10.0);
+    let gm = AnyLoss::new().metric(AnyMetric::GMean).amplifier(20.0);
+    let ba = AnyLoss::new().metric(AnyMetric::BalancedAccuracy).amplifier(5.0).reduction(Reduction::Sum);
+    let f2 = AnyLoss::new().beta(2.0).amplifier(8.0);
+    let lines = [
+        emulate_anyloss_binary::<f32>(exe, &f1, 700, false, false, 1),
+        emulate_anyloss_binary::<f32>(exe, &acc, 300, true, true, 2),
+        emulate_anyloss_binary::<f32>(exe, &gm, 513, false, true, 3),
+        emulate_anyloss_binary::<f32>(exe, &ba, 100, true, true, 4),
+        emulate_anyloss_binary::<bf16>(exe, &f2, 300, false, false, 5),
+        emulate_anyloss_binary::<f16>(exe, &gm, 200, true, false, 6),
+        emulate_anyloss_class::<f32, i64>(exe, &f1.clone().amplifier(6.0), &FamilyCase::new(40, 5, 7).spread(2.0)),
+        emulate_anyloss_class::<f32, i32>(exe, &acc, &FamilyCase::new(33, 40, 8).weighted()),
+        emulate_anyloss_class::<f32, i64>(exe, &gm, &FamilyCase::new(50, 3, 9).weighted()),
+        emulate_anyloss_class::<f32, i64>(exe, &ba, &FamilyCase::new(20, 7, 10)),
+        emulate_anyloss_class::<f32, i64>(exe, &f2, &FamilyCase::new(20, 7, 11).no_grad()),
+        emulate_anyloss_class::<bf16, i64>(exe, &f2, &FamilyCase::new(24, 10, 12).spread(2.0)),
+        emulate_anyloss_class::<f16, i32>(exe, &acc, &FamilyCase::new(16, 12, 13).spread(1.0)),
+    ];
+    lines.iter().for_each(|l| println!("{l}"));
+}
+
+fn anyloss_on_gpu<T: GpuFloat>(gpu: &Gpu) {
+    use losskit_losses::{AnyLoss, AnyMetric};
+    let metrics = [AnyMetric::FBeta, AnyMetric::Accuracy, AnyMetric::GMean, AnyMetric::BalancedAccuracy];
+    for (k, metric) in metrics.into_iter().enumerate() {
+        let loss = AnyLoss::new().metric(metric).amplifier(8.0);
+        for n in [1, 1000, 1 << 18] {
+            let (x, t, w) = binary_inputs::<T>(n, 4.0, k % 2 == 1, n as u64 + k as u64);
+            for weights in [None, Some(&w)] {
+                let out = gpu.anyloss(&loss, x.view(), t.view(), weights.map(|w| w.view()), true).unwrap();
+                let got = FamilyOut {
+                    value: f64::from(out.value.to_f32()),
+                    per_sample: out.per_sample.unwrap().iter().map(|v| f64::from(v.to_f32())).collect(),
+                    grad: out.grad.map(|g| g.iter().map(|v| f64::from(v.to_f32())).collect()),
+                };
+                compare_binary(&format!("gpu anyloss {} n={n}", T::NAME), &loss, &x, &t, weights, &got);
+            }
+        }
+        for (n, c) in [(64, 10), (4096, 100), (500, 2000)] {
+            let case = FamilyCase { sample_weights: k % 2 == 0, ..FamilyCase::new(n, c, (n * c + k) as u64) };
+            let (x, t, w) = family_inputs::<T>(None, &case);
+            let out = gpu.anyloss_multiclass(&loss, x.view(), t.view(), w.as_ref().map(|w| w.view()), true).unwrap();
+            let got = FamilyOut {
+                value: f64::from(out.value.to_f32()),
+                per_sample: out.per_sample.unwrap().iter().map(|v| f64::from(v.to_f32())).collect(),
+                grad: out.grad.map(|g| g.iter().map(|v| f64::from(v.to_f32())).collect()),
+            };
+            compare_family(&format!("gpu anyloss {} n={n} c={c}", T::NAME), &loss, &x, &t, w.as_ref(), &got);
+        }
+    }
+}
+
+#[test]
+fn anyloss_f32_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    anyloss_on_gpu::<f32>(gpu);
+}
+
+#[test]
+fn anyloss_bf16_and_f16_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    anyloss_on_gpu::<bf16>(gpu);
+    anyloss_on_gpu::<f16>(gpu);
 }

@@ -8,7 +8,9 @@
 //! This crate holds no logic of its own and must never depend on the CLI.
 //!
 //! # Features
-//! * `cuda`: the CUDA backend (`losskit-cuda`); builds without a CUDA toolkit, needs a driver at run time.
+//! * `cuda`: the CUDA backend (`losskit-cuda`); builds without a CUDA toolkit, needs a driver at run time. Among
+//!   others `cuda::Gpu::linear_cross_entropy` (fused linear + cross-entropy, `cuda::LinearCrossEntropy`, whose
+//!   `compute_cpu` is the CPU reference) and `cuda::Gpu::anyloss` / `anyloss_multiclass`.
 #![doc(test(attr(deny(warnings))))]
 
 pub use losskit_losses as losses;

@@ -11,6 +11,10 @@
 //   sumexp:                                  l = sum_{j != y} e(x_j - x_y), e(d) = exp(min(d, 50)) (1 + max(d - 50, 0))
 //   ldrkl   (p0 = lambda, p1 = margin):      l = lambda log((1/C) sum_j exp(a_j / lambda)), a_j = margin + x_j - x_y
 //                                            for j != y, a_y = 0 (score_norm none)
+//   ldrklsp, ldrkll1 (LDR-KL with score_norm softplus-mean / l1-mean): the same on the scores s instead of x,
+//                                            s_j = C softplus(x_j) / U, U = max(sum_k softplus(x_k), 1e-12), or
+//                                            s_j = C x_j / A, A = max(sum_k |x_k|, 1e-12); a pre-pass reads the row
+//                                            once more for U or A
 //   zloss   (p0 = a, p1 = b):                l = softplus(a (b - (x_y - mu) / sigma)) / a, mu and sigma^2 + 1e-12 the
 //                                            row's mean and variance
 // The per-row output is s_i * l_i; the gradient row is r_i * dl_i/dx_i. A row whose target equals the ignore index
@@ -72,6 +76,8 @@ struct LkState {
 // What a row's pass 1 knows before reading the row.
 struct LkRow {
     float zy;     // the target's logit
+    float u;      // the pre-pass sum (score normalisation's denominator), when the mode has one
+    float sy;     // the target's normalised score, when the mode has one
     float k;      // C as a float
     float scale;  // r_i
     float wy;     // class weight of the target (1 without class weights)
@@ -121,6 +127,7 @@ __device__ __forceinline__ float lk_soft_finish(const LkState& s, const LkRow& r
 
 // Modes of the softmax form: loss from (log p_y, u, p_y); gradient g_j = k2 * p_j (j != y), g_y = k3.
 struct LkSoftBase {
+    enum { PRE = 0 };
     static __device__ __forceinline__ LkState init(const LkRow& r) { return LkState{r.zy, 0.0f, 0.0f}; }
     static __device__ __forceinline__ LkState pad() { return LkState{LK_NEG_INF, 0.0f, 0.0f}; }
     static __device__ __forceinline__ void add(LkState& s, float v, bool target, const LkRow&) {
@@ -192,6 +199,7 @@ struct LkCePsi : LkSoftBase {
 
 // Sum-exponential: a = sum_{j != y} e(d_j), b = sum_{j != y} exp(min(d_j, 50)), d_j = x_j - x_y.
 struct LkSumExp {
+    enum { PRE = 0 };
     static __device__ __forceinline__ LkState init(const LkRow&) { return LkState{0.0f, 0.0f, 0.0f}; }
     static __device__ __forceinline__ LkState pad() { return LkState{0.0f, 0.0f, 0.0f}; }
     static __device__ __forceinline__ void add(LkState& s, float v, bool target, const LkRow& r) {
@@ -220,6 +228,7 @@ struct LkSumExp {
 
 // LDR-KL with score_norm none: online softmax of w_j = (margin + x_j - x_y) / lambda over j != y, around w_y = 0.
 struct LkLdrKl {
+    enum { PRE = 0 };
     static __device__ __forceinline__ LkState init(const LkRow&) { return LkState{0.0f, 0.0f, 0.0f}; }
     static __device__ __forceinline__ LkState pad() { return LkState{LK_NEG_INF, 0.0f, 0.0f}; }
     static __device__ __forceinline__ void add(LkState& s, float v, bool target, const LkRow& r) {
@@ -244,8 +253,87 @@ struct LkLdrKl {
     static __device__ __forceinline__ float grad_target(float, const LkFin& f, const LkRow&) { return f.k2; }
 };
 
+__device__ __forceinline__ float lk_softplus(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
+
+// LDR-KL with score_norm softplus-mean (NORM = 1) or l1-mean (NORM = 2) on the scores s_j (header). Online state over
+// j != y: a = running max of w_j = (margin + s_j - s_y) / lambda (starts at w_y = 0), b = sum exp(w_j - a),
+// c = sum exp(w_j - a) s_j. With total = b + exp(-a), p*_j = exp(w_j - a) / total, g = dl/ds = p* - e_y and
+// g.s = (c - b s_y) / total; then through the normalisation (losskit-losses ldr.rs, normalize_backward):
+//   softplus-mean: dl/dx_j = (C / U) sigmoid(x_j) (g_j - g.s / C);  l1-mean: dl/dx_j = (C / A) g_j - sign(x_j) g.s / A
+template <int NORM>
+struct LkLdrKlNorm {
+    enum { PRE = 1 };
+    static __device__ __forceinline__ float pre(float v) { return NORM == 1 ? lk_softplus(v) : fabsf(v); }
+    static __device__ __forceinline__ float score(float v, const LkRow& r) {
+        return NORM == 1 ? r.k * lk_softplus(v) / r.u : r.k * v / r.u;
+    }
+    static __device__ __forceinline__ LkState init(const LkRow&) { return LkState{0.0f, 0.0f, 0.0f}; }
+    static __device__ __forceinline__ LkState pad() { return LkState{LK_NEG_INF, 0.0f, 0.0f}; }
+    static __device__ __forceinline__ void add(LkState& s, float v, bool target, const LkRow& r) {
+        if (target) {
+            return;
+        }
+        const float sj = score(v, r);
+        const float w = (r.p1 + sj - r.sy) / r.p0;
+        if (w > s.a) {
+            const float f = expf(s.a - w);
+            s.b = s.b * f + 1.0f;
+            s.c = s.c * f + sj;
+            s.a = w;
+        } else {
+            const float e = expf(w - s.a);
+            s.b += e;
+            s.c += e * sj;
+        }
+    }
+    static __device__ __forceinline__ void merge(LkState& s, const LkState& o) {
+        const float mm = fmaxf(s.a, o.a);
+        if (mm == LK_NEG_INF) {
+            return;
+        }
+        const float fs = expf(s.a - mm);
+        const float fo = expf(o.a - mm);
+        s.b = s.b * fs + o.b * fo;
+        s.c = s.c * fs + o.c * fo;
+        s.a = mm;
+    }
+    static __device__ __forceinline__ LkFin finish(const LkState& s, const LkRow& r) {
+        LkFin f;
+        const float m = s.a;
+        const float total = s.b + expf(-m);
+        f.loss = r.p0 * m + r.p0 * logf(total / r.k);
+        f.k0 = m;
+        f.k1 = 1.0f / total;
+        f.k2 = (s.c - s.b * r.sy) / total;  // g.s
+        f.k3 = -s.b / total;                // g_y = p*_y - 1
+        return f;
+    }
+    static __device__ __forceinline__ float chain(float v, float g, const LkFin& f, const LkRow& r) {
+        if (NORM == 1) {
+            const float sig = v >= 0.0f ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v));
+            return r.scale * (r.k / r.u) * sig * (g - f.k2 / r.k);
+        }
+        const float sign = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
+        return r.scale * ((r.k / r.u) * g - sign * f.k2 / r.u);
+    }
+    static __device__ __forceinline__ float grad(float v, const LkFin& f, const LkRow& r) {
+        const float w = (r.p1 + score(v, r) - r.sy) / r.p0;
+        return chain(v, expf(w - f.k0) * f.k1, f, r);
+    }
+    static __device__ __forceinline__ float grad_target(float v, const LkFin& f, const LkRow& r) {
+        return chain(v, f.k3, f, r);
+    }
+};
+
+// A plain sum (the pre-pass of the score normalisations).
+struct LkSum {
+    static __device__ __forceinline__ LkState pad() { return LkState{0.0f, 0.0f, 0.0f}; }
+    static __device__ __forceinline__ void merge(LkState& s, const LkState& o) { s.a += o.a; }
+};
+
 // Z-loss: a = count, b = mean, c = sum of squared deviations (Welford per thread, a symmetric Chan merge).
 struct LkZLoss {
+    enum { PRE = 0 };
     static __device__ __forceinline__ LkState init(const LkRow&) { return LkState{0.0f, 0.0f, 0.0f}; }
     static __device__ __forceinline__ LkState pad() { return LkState{0.0f, 0.0f, 0.0f}; }
     static __device__ __forceinline__ void add(LkState& s, float v, bool, const LkRow&) {
@@ -378,6 +466,34 @@ __device__ __forceinline__ void lk_family(const typename T::raw* __restrict__ x,
     rp.p0 = p0;
     rp.p1 = p1;
     rp.p2 = p2;
+    rp.u = 1.0f;
+    rp.sy = rp.zy;
+
+    if constexpr (M::PRE != 0) {
+        LkState acc{0.0f, 0.0f, 0.0f};
+        if (vec) {
+            for (int k = t; k < nv; k += group) {
+                LkPack<T> p;
+                p.v = reinterpret_cast<const uint4*>(xr)[k];
+#pragma unroll
+                for (int q = 0; q < T::VEC; ++q) {
+                    acc.a += M::pre(T::load(p.e[q]));
+                }
+            }
+        } else {
+            for (int j = t; j < c; j += group) {
+                acc.a += M::pre(T::load(xr[j]));
+            }
+        }
+        if (WARP) {
+            lk_family_warp_reduce<LkSum>(acc);
+        } else {
+            lk_family_block_reduce<LkSum>(acc);
+            __syncthreads();  // the next block reduction reuses shared memory
+        }
+        rp.u = fmaxf(acc.a, 1e-12f);
+        rp.sy = M::score(rp.zy, rp);
+    }
 
     LkState st = M::init(rp);
     if (vec) {
@@ -526,3 +642,27 @@ LK_SM_KERNEL(zloss_bf16_i64_block, LkZLoss, LkBf16, long long, false, 512, 2)
 LK_SM_KERNEL(zloss_bf16_i32_block, LkZLoss, LkBf16, int, false, 512, 2)
 LK_SM_KERNEL(zloss_f16_i64_block, LkZLoss, LkF16, long long, false, 512, 2)
 LK_SM_KERNEL(zloss_f16_i32_block, LkZLoss, LkF16, int, false, 512, 2)
+LK_SM_KERNEL(ldrklsp_f32_i64_warp, LkLdrKlNorm<1>, LkF32, long long, true, 256, 4)
+LK_SM_KERNEL(ldrklsp_f32_i32_warp, LkLdrKlNorm<1>, LkF32, int, true, 256, 4)
+LK_SM_KERNEL(ldrklsp_bf16_i64_warp, LkLdrKlNorm<1>, LkBf16, long long, true, 256, 4)
+LK_SM_KERNEL(ldrklsp_bf16_i32_warp, LkLdrKlNorm<1>, LkBf16, int, true, 256, 4)
+LK_SM_KERNEL(ldrklsp_f16_i64_warp, LkLdrKlNorm<1>, LkF16, long long, true, 256, 4)
+LK_SM_KERNEL(ldrklsp_f16_i32_warp, LkLdrKlNorm<1>, LkF16, int, true, 256, 4)
+LK_SM_KERNEL(ldrklsp_f32_i64_block, LkLdrKlNorm<1>, LkF32, long long, false, 512, 2)
+LK_SM_KERNEL(ldrklsp_f32_i32_block, LkLdrKlNorm<1>, LkF32, int, false, 512, 2)
+LK_SM_KERNEL(ldrklsp_bf16_i64_block, LkLdrKlNorm<1>, LkBf16, long long, false, 512, 2)
+LK_SM_KERNEL(ldrklsp_bf16_i32_block, LkLdrKlNorm<1>, LkBf16, int, false, 512, 2)
+LK_SM_KERNEL(ldrklsp_f16_i64_block, LkLdrKlNorm<1>, LkF16, long long, false, 512, 2)
+LK_SM_KERNEL(ldrklsp_f16_i32_block, LkLdrKlNorm<1>, LkF16, int, false, 512, 2)
+LK_SM_KERNEL(ldrkll1_f32_i64_warp, LkLdrKlNorm<2>, LkF32, long long, true, 256, 4)
+LK_SM_KERNEL(ldrkll1_f32_i32_warp, LkLdrKlNorm<2>, LkF32, int, true, 256, 4)
+LK_SM_KERNEL(ldrkll1_bf16_i64_warp, LkLdrKlNorm<2>, LkBf16, long long, true, 256, 4)
+LK_SM_KERNEL(ldrkll1_bf16_i32_warp, LkLdrKlNorm<2>, LkBf16, int, true, 256, 4)
+LK_SM_KERNEL(ldrkll1_f16_i64_warp, LkLdrKlNorm<2>, LkF16, long long, true, 256, 4)
+LK_SM_KERNEL(ldrkll1_f16_i32_warp, LkLdrKlNorm<2>, LkF16, int, true, 256, 4)
+LK_SM_KERNEL(ldrkll1_f32_i64_block, LkLdrKlNorm<2>, LkF32, long long, false, 512, 2)
+LK_SM_KERNEL(ldrkll1_f32_i32_block, LkLdrKlNorm<2>, LkF32, int, false, 512, 2)
+LK_SM_KERNEL(ldrkll1_bf16_i64_block, LkLdrKlNorm<2>, LkBf16, long long, false, 512, 2)
+LK_SM_KERNEL(ldrkll1_bf16_i32_block, LkLdrKlNorm<2>, LkBf16, int, false, 512, 2)
+LK_SM_KERNEL(ldrkll1_f16_i64_block, LkLdrKlNorm<2>, LkF16, long long, false, 512, 2)
+LK_SM_KERNEL(ldrkll1_f16_i32_block, LkLdrKlNorm<2>, LkF16, int, false, 512, 2)
