@@ -10,7 +10,9 @@ each run, as a training step pays), then runs
     $LOSSKIT_BIN loss cross-entropy --input X.npz --output Y.npz --repeat K
 
 which prints `median_ms=<float> min_ms=<float>` for K forward + backward runs (file I/O excluded), and checks that
-the loss it wrote agrees with PyTorch's. Both use n threads: `torch.set_num_threads(n)` and rayon's pool, where n
+the loss it wrote agrees with PyTorch's. `losskit loss` times `ClassLoss::compute`, which allocates a fresh gradient
+each run as torch's backward does (`CrossEntropy::value_and_grad_into`, writing into a reused buffer, is timed by
+the criterion bench `benches/benches/losses.rs`). Both use n threads: `torch.set_num_threads(n)` and rayon's pool, where n
 is `LOSSKIT_THREADS` or the number of CPUs. K is `LOSSKIT_REPEAT` (default 20).
 
 Prints one Markdown section to stdout (progress goes to stderr). Without LOSSKIT_BIN the losskit column says so.
@@ -114,7 +116,8 @@ def main():
     print("### cross-entropy forward + backward: losskit vs PyTorch (CPU, f32)")
     print()
     print(f"{time.strftime('%Y-%m-%d')}, {cpu}, {n_threads} thread(s), torch {torch.__version__}, median of {repeat} "
-          f"runs (min in parentheses); mean reduction, hard targets, standard-normal logits.")
+          f"runs (min in parentheses); losskit times `ClassLoss::compute` (a fresh gradient per run, as torch's "
+          f"backward); mean reduction, hard targets, standard-normal logits.")
     print()
     print("| shape (N×C) | torch ms | losskit ms | speed-up (torch / losskit) |")
     print("|---|---|---|---|")

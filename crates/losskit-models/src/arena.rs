@@ -187,8 +187,9 @@ impl ArenaConfig {
     /// `ldr-kl` with balanced class weights (the best balanced accuracy and minority recall of the losses tried) and
     /// `focal` (γ = 2) with balanced class weights (the class-balanced focal loss at β → 1, the best macro-F1).
     /// Compared with `losskit arena --losses NAME --class-weighted` for cross-entropy, focal, ldr-kl, aldr-kl,
-    /// generalized-cross-entropy, mae, z-loss and class-balanced (which without training-set counts is plain
-    /// cross-entropy), 3 seeds, 40 epochs.
+    /// generalized-cross-entropy, mae, z-loss and class-balanced, 3 seeds, 40 epochs. (That comparison predates
+    /// the arena passing the training split's class counts to class-balanced, [`CLASS_COUNT_PARAMS`]: it then ran
+    /// as plain cross-entropy.)
     pub fn default_runs() -> Vec<RunSpec> {
         vec![
             RunSpec::loss("cross-entropy"),
@@ -450,12 +451,40 @@ fn mean_std(values: &[Scores]) -> (Scores, Scores) {
     (Scores::from_values(mean), Scores::from_values(var.map(f64::sqrt)))
 }
 
-fn build_loss(choice: &LossChoice) -> Result<Arc<dyn DynClassLoss>> {
+/// Vector parameters that take the training split's class counts `[C]` (as f64): a registered loss with one of
+/// these parameters (`class-balanced`'s `samples_per_class`, the effective-number weights of Cui et al. 2019) is
+/// built once per seed with the counts of that seed's training rows, unless the run sets the parameter itself. A
+/// class with no training row gets the count 1: it is never a training target, so its weight does not enter the
+/// loss, and a count of 0 is not a valid parameter.
+pub const CLASS_COUNT_PARAMS: &[&str] = &["samples_per_class", "class_counts", "cls_num_list"];
+
+/// The class-count parameter of a registered loss choice that the arena must fill, if any.
+fn class_count_param(choice: &LossChoice) -> Result<Option<&'static str>> {
+    match choice {
+        LossChoice::Custom(_) => Ok(None),
+        LossChoice::Registered { name, params } => {
+            let entry = losskit_losses::registry::find(name)?;
+            Ok(entry
+                .params
+                .iter()
+                .filter(|p| p.range == losskit_losses::Range::Vector && CLASS_COUNT_PARAMS.contains(&p.name))
+                .map(|p| p.name)
+                .find(|&n| !params.iter().any(|(k, _)| k == n)))
+        }
+    }
+}
+
+/// Builds a run's loss; `counts` (the training split's class counts) fill its class-count parameter, if it has one.
+fn build_loss(choice: &LossChoice, counts: Option<&[usize]>) -> Result<Arc<dyn DynClassLoss>> {
     match choice {
         LossChoice::Custom(l) => Ok(Arc::clone(l)),
         LossChoice::Registered { name, params } => {
             let entry = losskit_losses::registry::find(name)?;
-            let built = (entry.build)(&entry.params(params)?)?;
+            let mut values = entry.params(params)?;
+            if let (Some(p), Some(counts)) = (class_count_param(choice)?, counts) {
+                values.set_vector(p, counts.iter().map(|&n| n.max(1) as f64).collect())?;
+            }
+            let built = (entry.build)(&values)?;
             let class = built.class.ok_or_else(|| Error::Input {
                 what: format!("loss {name:?} has no multiclass form; the arena trains multiclass classifiers"),
             })?;
@@ -479,6 +508,8 @@ struct Prepared {
     y_train: Array1<i64>,
     x_test: Array2<f64>,
     y_test: Array1<i64>,
+    /// Training rows per class `[C]`.
+    counts: Vec<usize>,
     minority: usize,
     minority_count: usize,
 }
@@ -504,6 +535,7 @@ fn prepare(ds: &Dataset, test_fraction: f64, seed: u64) -> Result<Prepared> {
         y_train,
         x_test: scaler.transform(x_test.view())?,
         y_test,
+        counts,
         minority,
         minority_count,
     })
@@ -544,11 +576,19 @@ fn train_and_score(
 /// failing (run, seed) in configuration order.
 pub fn run(cfg: &ArenaConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<ArenaReport> {
     cfg.check()?;
-    let losses: Vec<Arc<dyn DynClassLoss>> = cfg.runs.iter().map(|r| build_loss(&r.loss)).collect::<Result<_>>()?;
     let samplers: Vec<Option<Arc<dyn Sampler>>> =
         cfg.runs.iter().map(|r| r.sampler.as_ref().map(build_sampler).transpose()).collect::<Result<_>>()?;
     let prepared: Vec<Prepared> =
         cfg.seeds.iter().map(|&s| prepare(&cfg.dataset, cfg.test_fraction, s)).collect::<Result<_>>()?;
+    // losses[r][s]: one object per run, or one per seed for a loss that takes the split's class counts.
+    let losses: Vec<Vec<Arc<dyn DynClassLoss>>> = cfg
+        .runs
+        .iter()
+        .map(|r| match class_count_param(&r.loss)? {
+            Some(_) => prepared.iter().map(|p| build_loss(&r.loss, Some(&p.counts))).collect(),
+            None => Ok(vec![build_loss(&r.loss, None)?; prepared.len()]),
+        })
+        .collect::<Result<_>>()?;
 
     let n_seeds = cfg.seeds.len();
     let total = cfg.runs.len() * n_seeds;
@@ -565,7 +605,7 @@ pub fn run(cfg: &ArenaConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<
                         cfg,
                         &prepared[s],
                         cfg.seeds[s],
-                        losses[r].as_ref(),
+                        losses[r][s].as_ref(),
                         samplers[r].as_deref(),
                         cfg.runs[r].class_weights.as_ref(),
                     );
@@ -643,6 +683,61 @@ mod tests {
             .seeds(vec![3, 4])
             .epochs(8)
             .batch_size(16)
+    }
+
+    /// Regression test for issue #3: `class-balanced` in the arena must receive the training split's class
+    /// counts, so that the built loss is cross-entropy with the effective-number weights of that split.
+    #[test]
+    fn class_balanced_gets_the_training_split_class_counts() {
+        use losskit_losses::{ClassLoss, CrossEntropy, Targets};
+        let ds = blob_dataset();
+        let data = prepare(&ds, 0.3, 5).unwrap();
+        assert_eq!(data.counts, class_counts(data.y_train.view(), ds.n_classes()));
+        assert_eq!(data.counts.iter().sum::<usize>(), data.y_train.len());
+        assert!(data.counts[0] > data.counts[2], "the split keeps the imbalance: {:?}", data.counts);
+
+        let choice = RunSpec::loss("class-balanced").loss;
+        assert_eq!(class_count_param(&choice).unwrap(), Some("samples_per_class"));
+        assert_eq!(class_count_param(&RunSpec::loss("cross-entropy").loss).unwrap(), None);
+        let built = build_loss(&choice, Some(&data.counts)).unwrap();
+
+        // Effective-number weights by hand (Cui et al. 2019, Eq. 6, β = 0.9999 the registry default), normalised
+        // to sum to C: w_c ∝ (1 − β)/(1 − βⁿᶜ).
+        let beta: f64 = 0.9999;
+        let raw: Vec<f64> = data.counts.iter().map(|&n| (1.0 - beta) / (1.0 - beta.powi(n as i32))).collect();
+        let total: f64 = raw.iter().sum();
+        let weights: Vec<f64> = raw.iter().map(|w| w * raw.len() as f64 / total).collect();
+        assert!(weights[2] > weights[1] && weights[1] > weights[0], "rarer classes weigh more: {weights:?}");
+
+        let logits = ndarray::array![[0.3, -1.0, 2.0], [1.0, 0.5, -0.5], [0.0, 0.2, 0.1], [2.0, -2.0, 0.0]];
+        let targets = [0_i64, 1, 2, 2];
+        let got =
+            ClassLoss::<f64>::compute(built.as_ref(), logits.view(), Targets::hard(&targets), None, true).unwrap();
+        // Class-balanced cross-entropy is Σᵢ w_yᵢ·CEᵢ divided by the batch size (the authors' mean, not Σ w_y).
+        let weighted_sum = CrossEntropy::new().class_weights(weights).reduction(losskit_tensor::Reduction::Sum);
+        let want = weighted_sum.compute(logits.view(), Targets::hard(&targets), None, true).unwrap();
+        let n = targets.len() as f64;
+        approx::assert_relative_eq!(got.value, want.value / n, max_relative = 1e-9);
+        let (g, w) = (got.grad.unwrap(), want.grad.unwrap());
+        for (a, b) in g.iter().zip(&w) {
+            approx::assert_relative_eq!(*a, *b / n, max_relative = 1e-9, epsilon = 1e-15);
+        }
+        // Without the counts the loss would be plain cross-entropy: a different value on these targets.
+        let plain = build_loss(&choice, None).unwrap();
+        let plain = ClassLoss::<f64>::compute(plain.as_ref(), logits.view(), Targets::hard(&targets), None, false);
+        let ce = CrossEntropy::new().compute(logits.view(), Targets::hard(&targets), None, false).unwrap();
+        assert_eq!(plain.unwrap().value, ce.value);
+        assert!((got.value - ce.value).abs() > 1e-3);
+
+        // Through `run`: one class-balanced loss per seed, each from its own split (this runs end to end).
+        let cfg = ArenaConfig::new(blob_dataset())
+            .runs(vec![RunSpec::loss("class-balanced")])
+            .seeds(vec![5, 6])
+            .epochs(2)
+            .batch_size(16);
+        let report = run(&cfg, &mut |_, _| {}).unwrap();
+        assert_eq!(report.rows.len(), 1);
+        assert_eq!(report.rows[0].per_seed.len(), 2);
     }
 
     #[test]

@@ -80,8 +80,14 @@ const METRICS: &[&str] = &["accuracy", "fbeta", "gmean", "balanced-accuracy"];
 /// # Parameters
 /// * `metric`: accuracy | fbeta | gmean | balanced-accuracy, default fbeta (with β = 1: the official code's F1).
 /// * `beta`: β > 0 for fbeta, default 1 (the official code hard-codes b = 1).
-/// * `amplifier`: L > 0, default 73. The official README gives "[2, 70], an integer for convenience"; 73 is the
-///   value recalled from the paper's analysis of L (not verified against the paper text, see the spec's §3.1).
+/// * `amplifier`: L > 0, default 73. What the sources say (checked 2026-11): the official code
+///   (github.com/doheonhan/anyloss_extension, `AnyLoss_Code.ipynb` and the Section 5.x notebooks) applies
+///   `1/(1+exp(-L*(y_pred-0.5)))` with `L` a free global set outside the loss functions, so the code fixes no
+///   default; its README.md says "L = Hyper Parameter, positive real number, [2, 70], an integer for
+///   convenience". 73 is the value recorded in the project spec from the paper's analysis of L (arXiv:2405.14745,
+///   §3); the paper's text could not be read from a stored source, so 73 stays unverified and lies just above the
+///   README's range. Any L in [2, 73] gives a working amplifier: larger L pushes A(p) closer to 0/1 (a sharper
+///   confusion matrix) and shrinks the gradient for p far from 0.5.
 /// * `reduction`: `Mean` (default), `Sum` or `None` (see above).
 ///
 /// The hybrid WBCE/SPL variants of the extension repository (metric on the raw p plus a weighted BCE) are not

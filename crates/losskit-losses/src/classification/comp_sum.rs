@@ -3,11 +3,11 @@
 //! loss with a Ψ parameter; [`GeneralizedCrossEntropy`], [`Mae`] and [`SumExponential`] are its named members (each
 //! its own registry entry). All run on the shared multiclass driver, value and gradient in one fused sweep.
 
-use ndarray::{ArrayView1, ArrayView2, Ix2};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Ix2};
 
 use losskit_tensor::{Error, Real, Reduction, Result, check};
 
-use super::driver::{self, RowKernel, Setup};
+use super::driver::{self, GradDest, RowKernel, Setup};
 use super::rowmath;
 use crate::core::{ClassLoss, LossOutput, Targets};
 use crate::registry::{BuiltLoss, Family, LossEntry, ParamSpec, Params, Range, param};
@@ -167,12 +167,45 @@ pub(crate) fn run<F: Real>(
     weights: Option<ArrayView1<'_, F>>,
     grad: bool,
 ) -> Result<LossOutput<F, Ix2>> {
+    run_to(psi, reduction, logits, targets, weights, if grad { GradDest::Alloc } else { GradDest::Skip })
+}
+
+/// [`run`] with the gradient's destination chosen by the caller.
+fn run_to<F: Real>(
+    psi: Psi,
+    reduction: Reduction,
+    logits: ArrayView2<'_, F>,
+    targets: Targets<'_, F>,
+    weights: Option<ArrayView1<'_, F>>,
+    dest: GradDest<'_, F>,
+) -> Result<LossOutput<F, Ix2>> {
     psi.check()?;
     if let Targets::Soft(_) = targets {
         return Err(Error::Input { what: "comp-sum losses take class indices as targets, not probabilities".into() });
     }
     let kernel = Kernel { psi, q: F::c(if let Psi::Gce { q } = psi { q } else { 1.0 }) };
-    driver::run(&kernel, Setup { ignore_index: None, reduction }, logits, targets, weights, grad)
+    driver::run_to(&kernel, Setup { ignore_index: None, reduction }, logits, targets, weights, dest)
+}
+
+impl CompSum {
+    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
+    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
+    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
+    /// bit-for-bit those of `compute`, and so is the gradient.
+    ///
+    /// # Errors
+    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
+    /// error `grad` holds unspecified values.
+    pub fn value_and_grad_into<F: Real>(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        self.check()?;
+        run_to(self.psi, self.reduction, logits, targets, weights, GradDest::Into(grad))
+    }
 }
 
 impl<F: Real> ClassLoss<F> for CompSum {
@@ -246,6 +279,10 @@ fn sum_exp_linear<F: Real>(z: &[F], zy: F, tau: F, scale: F, out: Option<&mut [F
 }
 
 impl<F: Real> RowKernel<F> for Kernel<F> {
+    // Sum-exponential writes every column but y and then y; the others let split_exp_sum write every column but y,
+    // rewrite them with scale_shift and set y last.
+    const WRITES_HARD_ROW: bool = true;
+
     #[inline(always)]
     fn label_weight(&self, _label: usize) -> F {
         F::one()
@@ -356,6 +393,27 @@ impl GeneralizedCrossEntropy {
     }
 }
 
+impl GeneralizedCrossEntropy {
+    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
+    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
+    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
+    /// bit-for-bit those of `compute`, and so is the gradient.
+    ///
+    /// # Errors
+    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
+    /// error `grad` holds unspecified values.
+    pub fn value_and_grad_into<F: Real>(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        self.check()?;
+        run_to(Psi::Gce { q: self.q }, self.reduction, logits, targets, weights, GradDest::Into(grad))
+    }
+}
+
 impl<F: Real> ClassLoss<F> for GeneralizedCrossEntropy {
     fn compute(
         &self,
@@ -408,6 +466,26 @@ impl Mae {
     }
 }
 
+impl Mae {
+    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
+    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
+    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
+    /// bit-for-bit those of `compute`, and so is the gradient.
+    ///
+    /// # Errors
+    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
+    /// error `grad` holds unspecified values.
+    pub fn value_and_grad_into<F: Real>(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        run_to(Psi::Mae, self.reduction, logits, targets, weights, GradDest::Into(grad))
+    }
+}
+
 impl<F: Real> ClassLoss<F> for Mae {
     fn compute(
         &self,
@@ -454,6 +532,26 @@ impl SumExponential {
     pub fn reduction(mut self, r: Reduction) -> Self {
         self.reduction = r;
         self
+    }
+}
+
+impl SumExponential {
+    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
+    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
+    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
+    /// bit-for-bit those of `compute`, and so is the gradient.
+    ///
+    /// # Errors
+    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
+    /// error `grad` holds unspecified values.
+    pub fn value_and_grad_into<F: Real>(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        run_to(Psi::SumExponential, self.reduction, logits, targets, weights, GradDest::Into(grad))
     }
 }
 

@@ -1,10 +1,10 @@
 //! Softmax cross-entropy with PyTorch's semantics (`torch.nn.functional.cross_entropy`).
 
-use ndarray::{ArrayView1, ArrayView2, Ix2};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Ix2};
 
 use losskit_tensor::{Error, Real, Reduction, Result, check};
 
-use super::driver::{self, RowKernel, Setup};
+use super::driver::{self, GradDest, RowKernel, Setup};
 use super::rowmath;
 use crate::core::{ClassLoss, LossOutput, Targets};
 use crate::registry::{BuiltLoss, Family, LossEntry, ParamSpec, Params, Range, param};
@@ -172,6 +172,9 @@ struct Kernel<'a, F> {
 }
 
 impl<F: Real> RowKernel<F> for Kernel<'_, F> {
+    // split_exp_sum writes every column but y, scale_shift rewrites them, and column y is set last.
+    const WRITES_HARD_ROW: bool = true;
+
     #[inline(always)]
     fn label_weight(&self, label: usize) -> F {
         self.w.map_or(F::one(), |w| w[label])
@@ -221,13 +224,31 @@ impl<F: Real> RowKernel<F> for Kernel<'_, F> {
     }
 }
 
-impl<F: Real> ClassLoss<F> for CrossEntropy {
-    fn compute(
+impl CrossEntropy {
+    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
+    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
+    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
+    /// bit-for-bit those of `compute`, and so is the gradient.
+    ///
+    /// # Errors
+    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
+    /// error `grad` holds unspecified values.
+    pub fn value_and_grad_into<F: Real>(
         &self,
         logits: ArrayView2<'_, F>,
         targets: Targets<'_, F>,
         weights: Option<ArrayView1<'_, F>>,
-        grad: bool,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        self.run(logits, targets, weights, GradDest::Into(grad))
+    }
+
+    fn run<F: Real>(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        dest: GradDest<'_, F>,
     ) -> Result<LossOutput<F, Ix2>> {
         self.check()?;
         let c = logits.ncols();
@@ -241,7 +262,19 @@ impl<F: Real> ClassLoss<F> for CrossEntropy {
             inv_t: F::c(1.0 / self.temperature),
         };
         let setup = Setup { ignore_index: Some(self.ignore_index), reduction: self.reduction };
-        driver::run(&kernel, setup, logits, targets, weights, grad)
+        driver::run_to(&kernel, setup, logits, targets, weights, dest)
+    }
+}
+
+impl<F: Real> ClassLoss<F> for CrossEntropy {
+    fn compute(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: bool,
+    ) -> Result<LossOutput<F, Ix2>> {
+        self.run(logits, targets, weights, if grad { GradDest::Alloc } else { GradDest::Skip })
     }
 }
 
@@ -315,6 +348,119 @@ mod tests {
             .unwrap();
         assert_eq!(out.value, 0.0);
         assert!(out.grad.unwrap().iter().all(|&v| v == 0.0));
+    }
+
+    /// Logits [N, C] with a spread of magnitudes, from a small LCG (no RNG dependency in unit tests).
+    fn logits<F: Real>(n: usize, c: usize, seed: u64) -> ndarray::Array2<F> {
+        let mut s = seed;
+        ndarray::Array2::from_shape_simple_fn((n, c), || {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            F::c(((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 12.0)
+        })
+    }
+
+    fn assert_into_matches<F: Real>(
+        name: &str,
+        compute: impl Fn(ndarray::ArrayView2<'_, F>) -> Result<LossOutput<F, Ix2>>,
+        into: impl Fn(ndarray::ArrayView2<'_, F>, ArrayViewMut2<'_, F>) -> Result<LossOutput<F, Ix2>>,
+        z: &ndarray::Array2<F>,
+    ) {
+        let want = compute(z.view()).unwrap();
+        // A buffer full of garbage: every element must be overwritten.
+        let mut g = ndarray::Array2::from_elem(z.dim(), F::nan());
+        let got = into(z.view(), g.view_mut()).unwrap();
+        assert!(got.grad.is_none(), "{name}");
+        assert_eq!(got.value.to_f64().map(f64::to_bits), want.value.to_f64().map(f64::to_bits), "{name}: value");
+        assert_eq!(got.per_sample, want.per_sample, "{name}: per-sample");
+        let wg = want.grad.unwrap();
+        assert!(g.iter().zip(&wg).all(|(a, b)| a.to_f64().map(f64::to_bits) == b.to_f64().map(f64::to_bits)), "{name}");
+    }
+
+    #[test]
+    fn value_and_grad_into_equals_compute_bit_for_bit() {
+        use crate::{Focal, GeneralizedCrossEntropy, Mae, SumExponential};
+        // 600 × 37: two parallel tasks, rows not a multiple of the SIMD width, labels split the rows anywhere.
+        let (n, c) = (600, 37);
+        let labels: Vec<i64> = (0..n as i64).map(|i| if i % 29 == 3 { -100 } else { (i * 7) % c as i64 }).collect();
+        let kept: Vec<i64> = labels.iter().map(|&y| y.max(0)).collect();
+        let w: ndarray::Array1<f64> = (0..n).map(|i| 0.5 + (i % 5) as f64 * 0.25).collect();
+        let z32 = logits::<f32>(n, c, 1);
+        let z64 = logits::<f64>(n, c, 2);
+        let ce = CrossEntropy::new()
+            .label_smoothing(0.1)
+            .class_weights((0..c).map(|k| 1.0 + k as f64 / 10.0).collect::<Vec<_>>());
+        for (name, t) in [("ignored rows", &labels), ("all rows", &kept)] {
+            assert_into_matches::<f32>(
+                name,
+                |x| ce.compute(x, Targets::hard(t), None, true),
+                |x, g| ce.value_and_grad_into(x, Targets::hard(t), None, g),
+                &z32,
+            );
+            let wv = Some(w.view());
+            assert_into_matches::<f64>(
+                name,
+                |x| ce.compute(x, Targets::hard(t), wv, true),
+                |x, g| ce.value_and_grad_into(x, Targets::hard(t), wv, g),
+                &z64,
+            );
+        }
+        let f = Focal::new();
+        assert_into_matches::<f32>(
+            "focal",
+            |x| f.compute(x, Targets::hard(&kept), None, true),
+            |x, g| f.value_and_grad_into(x, Targets::hard(&kept), None, g),
+            &z32,
+        );
+        let q = GeneralizedCrossEntropy::new();
+        assert_into_matches::<f32>(
+            "gce",
+            |x| q.compute(x, Targets::hard(&kept), None, true),
+            |x, g| q.value_and_grad_into(x, Targets::hard(&kept), None, g),
+            &z32,
+        );
+        let m = Mae::new();
+        assert_into_matches::<f64>(
+            "mae",
+            |x| m.compute(x, Targets::hard(&kept), None, true),
+            |x, g| m.value_and_grad_into(x, Targets::hard(&kept), None, g),
+            &z64,
+        );
+        let e = SumExponential::new();
+        assert_into_matches::<f32>(
+            "sum-exp",
+            |x| e.compute(x, Targets::hard(&kept), None, true),
+            |x, g| e.value_and_grad_into(x, Targets::hard(&kept), None, g),
+            &z32,
+        );
+        // Probability targets: the driver clears every row of the caller's buffer first.
+        let soft = z64.mapv(|v| v.abs());
+        let st = Targets::Soft(soft.view());
+        let plain = CrossEntropy::new();
+        assert_into_matches::<f64>(
+            "soft",
+            |x| plain.compute(x, st, None, true),
+            |x, g| plain.value_and_grad_into(x, st, None, g),
+            &z64,
+        );
+    }
+
+    #[test]
+    fn value_and_grad_into_checks_the_buffer() {
+        let z = logits::<f64>(4, 3, 3);
+        let t = Targets::hard(&[0, 1, 2, 0]);
+        let mut small = ndarray::Array2::<f64>::zeros((4, 2));
+        let r = CrossEntropy::new().value_and_grad_into(z.view(), t, None, small.view_mut());
+        assert!(matches!(r, Err(Error::Shape { arg: "grad", .. })));
+        // A transposed (column-major) view of the right shape is not row-major.
+        let mut wide = ndarray::Array2::<f64>::zeros((3, 4));
+        let r = CrossEntropy::new().value_and_grad_into(z.view(), t, None, wide.view_mut().reversed_axes());
+        assert!(matches!(r, Err(Error::Shape { arg: "grad", .. })));
+        // Non-finite logits are still reported.
+        let mut bad = z.clone();
+        bad[[2, 1]] = f64::NAN;
+        let mut g = ndarray::Array2::<f64>::zeros((4, 3));
+        let r = CrossEntropy::new().value_and_grad_into(bad.view(), t, None, g.view_mut());
+        assert!(matches!(r, Err(Error::NonFinite { arg: "logits", index: 7, .. })));
     }
 
     #[test]

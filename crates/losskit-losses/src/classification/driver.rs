@@ -9,7 +9,7 @@
 //! order (in f64), and the task sums are added in task order, so the value is bit-for-bit the same whatever the
 //! number of threads.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Ix2};
 use rayon::prelude::*;
 
 use losskit_tensor::{Error, Real, Reduction, Result, check};
@@ -22,8 +22,12 @@ use crate::core::{LossOutput, Targets};
 const TASK_ELEMS: usize = 16 * 1024;
 
 /// One multiclass loss, row by row. The driver guarantees: `z` is finite and non-empty, `max` is its maximum,
-/// `label < z.len()`, `target.len() == z.len()`, `grad.len() == z.len()` and holds zeros on entry.
+/// `label < z.len()`, `target.len() == z.len()`, `grad.len() == z.len()` and holds zeros on entry, except for
+/// [`RowKernel::hard`] of a kernel that sets [`RowKernel::WRITES_HARD_ROW`], whose `grad` may hold anything.
 pub(crate) trait RowKernel<F: Real>: Sync {
+    /// True when [`RowKernel::hard`] writes every element of `grad` (never reads it or leaves one untouched), so
+    /// that the driver need not clear a caller's gradient buffer first. Default false.
+    const WRITES_HARD_ROW: bool = false;
     /// The row's share of the Mean denominator for a (non-ignored) hard label: its class weight, or 1.
     fn label_weight(&self, label: usize) -> F;
     /// ℓᵢ of a row with a hard label; writes `scale`·∂ℓᵢ/∂z into `grad` when given.
@@ -63,6 +67,16 @@ enum Rows<'a, F> {
     Soft(&'a [F]),
 }
 
+/// Where the gradient goes.
+pub(crate) enum GradDest<'a, F> {
+    /// No gradient.
+    Skip,
+    /// A freshly allocated [N, C] array, returned in [`LossOutput::grad`].
+    Alloc,
+    /// The caller's [N, C] array (any contents on entry), overwritten; [`LossOutput::grad`] is `None`.
+    Into(ArrayViewMut2<'a, F>),
+}
+
 /// Everything a task reads.
 struct Ctx<'a, F, K> {
     kernel: &'a K,
@@ -72,6 +86,18 @@ struct Ctx<'a, F, K> {
     weights: Option<&'a [F]>,
     inv_denominator: f64,
     ignore_index: Option<i64>,
+    clear: Clear,
+}
+
+/// Which gradient rows a task zeroes before the kernel sees them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Clear {
+    /// The buffer is zeroed already.
+    Never,
+    /// Only rows that the kernel does not compute (ignored, non-finite): it overwrites the others whole.
+    SkippedRows,
+    /// Every row.
+    EveryRow,
 }
 
 struct Partial {
@@ -98,6 +124,22 @@ pub(crate) fn run<F: Real, K: RowKernel<F>>(
     targets: Targets<'_, F>,
     weights: Option<ArrayView1<'_, F>>,
     grad: bool,
+) -> Result<LossOutput<F, Ix2>> {
+    run_to(kernel, setup, logits, targets, weights, if grad { GradDest::Alloc } else { GradDest::Skip })
+}
+
+/// [`run`] with the gradient's destination chosen by the caller.
+///
+/// # Errors
+/// As [`run`]; [`Error::Shape`] naming `grad` for a caller's gradient that is not a row-major contiguous [N, C]
+/// array. On an error the caller's gradient holds unspecified values.
+pub(crate) fn run_to<F: Real, K: RowKernel<F>>(
+    kernel: &K,
+    setup: Setup,
+    logits: ArrayView2<'_, F>,
+    targets: Targets<'_, F>,
+    weights: Option<ArrayView1<'_, F>>,
+    dest: GradDest<'_, F>,
 ) -> Result<LossOutput<F, Ix2>> {
     let (n, c) = logits.dim();
     check::non_empty("logits", n)?;
@@ -161,13 +203,36 @@ pub(crate) fn run<F: Real, K: RowKernel<F>>(
     let z_all: &[F] = contiguous(&logits_cow);
     let rows_per_task = (TASK_ELEMS / c).clamp(1, n);
     let mut per_sample = vec![F::zero(); n];
-    let mut grad_buf: Option<Vec<F>> = grad.then(|| zeroed_grad(n * c));
-    let grad_chunks: Vec<Option<&mut [F]>> = match grad_buf.as_mut() {
+    // A fresh gradient comes zeroed from the allocator (for a large buffer: fresh pages that the OS zeroes on the
+    // first write, which the parallel tasks make); a caller's buffer holds anything, so the tasks clear each row
+    // the kernel does not overwrite whole, in the same sweep.
+    let mut fresh: Option<Vec<F>> = None;
+    let mut caller: Option<ArrayViewMut2<'_, F>> = None;
+    let clear = match &dest {
+        GradDest::Skip | GradDest::Alloc => Clear::Never,
+        GradDest::Into(_) if K::WRITES_HARD_ROW && matches!(rows, Rows::Hard(_)) => Clear::SkippedRows,
+        GradDest::Into(_) => Clear::EveryRow,
+    };
+    let buffer: Option<&mut [F]> = match dest {
+        GradDest::Skip => None,
+        GradDest::Alloc => Some(&mut fresh.insert(zeroed_grad(n * c))[..]),
+        GradDest::Into(g) => {
+            if g.dim() != (n, c) || !g.is_standard_layout() {
+                return Err(Error::Shape {
+                    arg: "grad",
+                    expected: format!("[{n}, {c}] (the logits' shape), row-major and contiguous"),
+                    got: g.shape().to_vec(),
+                });
+            }
+            Some(caller.insert(g).as_slice_mut().ok_or_else(|| internal(&"grad is not contiguous"))?)
+        }
+    };
+    let grad_chunks: Vec<Option<&mut [F]>> = match buffer {
         Some(g) => g.chunks_mut(rows_per_task * c).map(Some).collect(),
         None => (0..n.div_ceil(rows_per_task)).map(|_| None).collect(),
     };
 
-    let ctx = Ctx { kernel, rows, z_all, c, weights: w, inv_denominator, ignore_index: setup.ignore_index };
+    let ctx = Ctx { kernel, rows, z_all, c, weights: w, inv_denominator, ignore_index: setup.ignore_index, clear };
     let isa = Isa::detect();
     let task = |scratch: &mut Vec<F>, (t, (ps, g)): (usize, (&mut [F], Option<&mut [F]>))| -> Partial {
         isa.run_task(&ctx, t * rows_per_task, ps, g, scratch)
@@ -194,7 +259,7 @@ pub(crate) fn run<F: Real, K: RowKernel<F>>(
         Reduction::Mean => total * inv_denominator,
         Reduction::Sum | Reduction::None => total,
     };
-    let grad = match grad_buf {
+    let grad = match fresh {
         Some(g) => Some(Array2::from_shape_vec((n, c), g).map_err(|e| internal(&e))?),
         None => None,
     };
@@ -217,15 +282,25 @@ fn task<F: Real, K: RowKernel<F>>(
         let i = first + r;
         let z = &ctx.z_all[i * c..(i + 1) * c];
         let (max, finite) = rowmath::max_and_finite(z);
+        let ignored = matches!(ctx.rows, Rows::Hard(y) if Some(y[i]) == ctx.ignore_index);
+        let g_row = grad.as_deref_mut().map(|g| {
+            let row = &mut g[r * c..(r + 1) * c];
+            let skipped = !finite || ignored;
+            if ctx.clear == Clear::EveryRow || (ctx.clear == Clear::SkippedRows && skipped) {
+                row.fill(F::zero());
+            }
+            row
+        });
         if !finite {
             partial.bad_row.get_or_insert(i);
             continue;
         }
+        if ignored {
+            continue;
+        }
         let s = ctx.weights.map_or(F::one(), |w| w[i]);
         let scale = F::c(s.f64() * ctx.inv_denominator);
-        let g_row = grad.as_deref_mut().map(|g| &mut g[r * c..(r + 1) * c]);
         let loss = match ctx.rows {
-            Rows::Hard(y) if Some(y[i]) == ctx.ignore_index => continue,
             Rows::Hard(y) => ctx.kernel.hard_with_scratch(z, max, y[i] as usize, scale, g_row, scratch),
             Rows::Soft(t) => ctx.kernel.soft(z, max, &t[i * c..(i + 1) * c], scale, g_row),
         };
@@ -236,8 +311,10 @@ fn task<F: Real, K: RowKernel<F>>(
 }
 
 /// The widest SIMD instruction set the CPU offers, detected at run time so that one portable binary vectorises the
-/// row sweeps with AVX-512 or AVX2 where available. Every path computes the same operations in the same order (Rust
-/// never contracts a·b + c into an FMA on its own), so results are bit-identical across paths.
+/// row sweeps with AVX-512 or AVX2 where available. The paths compute the same operations in the same order (Rust
+/// never contracts a·b + c into an FMA on its own), except the AVX-512 f32 exponential sweep
+/// ([`simd::exp_sum`](super::simd)), which fuses multiply-adds (within 1 ulp per exponential). A CPU always takes
+/// the same path, so results are bit-identical whatever the number of threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Isa {
     Baseline,
@@ -316,6 +393,11 @@ fn task_avx512<F: Real, K: RowKernel<F>>(
 /// more time than the loss itself). On Linux a buffer of 8 MiB or more is therefore advised to be backed by
 /// transparent huge pages (one fault per 2 MiB), as PyTorch does for its CPU tensors with `THP_MEM_ALLOC_ENABLE=1`.
 /// The advice changes only how the kernel backs the pages (still zeroed); where THP is disabled it is a no-op.
+/// Fresh pages fault (and are zeroed by the OS) in the parallel tasks, at each page's first write; memory the
+/// allocator reuses is cleared by `calloc` in the calling thread instead. (Allocating uninitialised memory and
+/// clearing each row in its task was measured too: no faster at 4096×1000 and 5% slower at 1024×32000, where the
+/// extra pass over 128 KiB rows leaves L1.) Training loops that reuse one gradient buffer avoid both: see the
+/// losses' `value_and_grad_into`.
 fn zeroed_grad<F: Real>(len: usize) -> Vec<F> {
     let v = vec![F::zero(); len];
     #[cfg(target_os = "linux")]

@@ -2,12 +2,12 @@
 //! [`SigmoidFocal`] for binary scores (`torchvision.ops.sigmoid_focal_loss`). The registry entry `focal` builds both;
 //! the caller picks the form from its arrays (`logits` → softmax, `scores` → sigmoid).
 
-use ndarray::{ArrayView1, ArrayView2, Ix1, Ix2};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Ix1, Ix2};
 
 use losskit_tensor::{Error, Real, Reduction, Result, check};
 
 use super::cross_entropy::integer_param;
-use super::driver::{self, RowKernel, Setup};
+use super::driver::{self, GradDest, RowKernel, Setup};
 use super::rowmath;
 use crate::binary::driver::{self as binary_driver, ElemKernel, sigmoid, softplus};
 use crate::core::{BinaryLoss, ClassLoss, LossOutput, Targets};
@@ -136,6 +136,9 @@ struct Kernel<'a, F> {
 }
 
 impl<F: Real> RowKernel<F> for Kernel<'_, F> {
+    // split_exp_sum writes every column but y, scale_shift rewrites them, and column y is set last.
+    const WRITES_HARD_ROW: bool = true;
+
     #[inline(always)]
     fn label_weight(&self, label: usize) -> F {
         self.w.map_or(F::one(), |w| w[label])
@@ -170,13 +173,31 @@ impl<F: Real> RowKernel<F> for Kernel<'_, F> {
     }
 }
 
-impl<F: Real> ClassLoss<F> for Focal {
-    fn compute(
+impl Focal {
+    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
+    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
+    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
+    /// bit-for-bit those of `compute`, and so is the gradient.
+    ///
+    /// # Errors
+    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
+    /// error `grad` holds unspecified values.
+    pub fn value_and_grad_into<F: Real>(
         &self,
         logits: ArrayView2<'_, F>,
         targets: Targets<'_, F>,
         weights: Option<ArrayView1<'_, F>>,
-        grad: bool,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        self.run(logits, targets, weights, GradDest::Into(grad))
+    }
+
+    fn run<F: Real>(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        dest: GradDest<'_, F>,
     ) -> Result<LossOutput<F, Ix2>> {
         self.check()?;
         if let Targets::Soft(_) = targets {
@@ -187,7 +208,19 @@ impl<F: Real> ClassLoss<F> for Focal {
         let w = driver::class_weights::<F>(self.class_weights.as_deref(), logits.ncols())?;
         let kernel = Kernel { w: w.as_deref(), gamma: F::c(self.gamma) };
         let setup = Setup { ignore_index: Some(self.ignore_index), reduction: self.reduction };
-        driver::run(&kernel, setup, logits, targets, weights, grad)
+        driver::run_to(&kernel, setup, logits, targets, weights, dest)
+    }
+}
+
+impl<F: Real> ClassLoss<F> for Focal {
+    fn compute(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: bool,
+    ) -> Result<LossOutput<F, Ix2>> {
+        self.run(logits, targets, weights, if grad { GradDest::Alloc } else { GradDest::Skip })
     }
 }
 

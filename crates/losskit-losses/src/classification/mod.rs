@@ -4,6 +4,8 @@
 
 pub(crate) mod driver;
 pub(crate) mod rowmath;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod simd;
 
 pub(crate) mod adversarial_comp_sum;
 pub(crate) mod class_balanced;

@@ -2,10 +2,14 @@
 //!
 //! Every reduction keeps [`LANES`] independent accumulators and combines them in a fixed tree at the end: a float
 //! sum written as one running total cannot vectorise (the compiler must keep the serial rounding order), while lane
-//! accumulators map onto SIMD registers. The order is fixed by the code, not by the instruction set or the thread
-//! count, so results are bit-identical whichever path runs.
+//! accumulators map onto SIMD registers. The order is fixed by the code, not by the thread count, so results are
+//! bit-identical whatever the number of threads. (On AVX-512 CPUs the f32 exponential sweep runs
+//! [`simd::exp_sum`], which fuses multiply-adds: within 1 ulp per exponential of the portable form.)
 
 use losskit_tensor::Real;
+
+#[cfg(target_arch = "x86_64")]
+use super::simd;
 
 /// Independent accumulators per reduction: 16 fills one AVX-512 register of f32 (two of f64, four SSE registers).
 pub(crate) const LANES: usize = 16;
@@ -32,9 +36,24 @@ fn max2<F: Real>(a: F, b: F) -> F {
 ///
 /// The finiteness flag is a per-lane select, `flag = if |v| ≤ MAX { flag } else { 1 }` (false for ±∞ and NaN): it
 /// vectorises like the maximum beside it, while an integer OR of `!v.is_finite()` runs at half the speed and a float
-/// probe such as Σ (v − v) keeps the compiler from vectorising the loop at all.
+/// probe such as Σ (v − v) keeps the compiler from vectorising the loop at all. On a CPU with AVX-512, f32 rows run
+/// the bit-identical [`simd::max_and_finite`] instead.
 #[inline(always)]
 pub(crate) fn max_and_finite<F: Real>(z: &[F]) -> (F, bool) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(z32) = simd::as_f32(z)
+        && simd::avx512()
+    {
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        let (m, ok) = unsafe { simd::max_and_finite(z32) };
+        return (F::c(f64::from(m)), ok);
+    }
+    max_and_finite_portable(z)
+}
+
+/// [`max_and_finite`] without the AVX-512 form (the reference the AVX-512 form is tested against).
+#[inline(always)]
+pub(crate) fn max_and_finite_portable<F: Real>(z: &[F]) -> (F, bool) {
     let big = F::max_value();
     let mut mx = [F::neg_infinity(); LANES];
     let mut bad = [F::zero(); LANES];
@@ -57,9 +76,32 @@ pub(crate) fn max_and_finite<F: Real>(z: &[F]) -> (F, bool) {
     (m, bad.iter().all(|&b| b == F::zero()))
 }
 
-/// Σⱼ exp((z[j] − m)·s); when `out` is given, also writes each exponential there (same length as `z`).
+/// Σⱼ exp((z[j] − m)·s); when `out` is given, also writes each exponential there (same length as `z`). On a CPU with
+/// AVX-512, f32 rows run [`simd::exp_sum`] instead (fused multiply-adds: each exponential within 1 ulp of these).
 #[inline(always)]
 pub(crate) fn exp_sum<F: Real>(z: &[F], m: F, s: F, out: Option<&mut [F]>) -> F {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(z32) = simd::as_f32(z)
+        && simd::avx512()
+    {
+        let out32 = match out {
+            Some(o) => match simd::as_f32_mut(o) {
+                Some(o) => Some(o),
+                None => return F::nan(), // unreachable: F is f32 here
+            },
+            None => None,
+        };
+        let (m32, s32) = (m.to_f32().unwrap_or(f32::NAN), s.to_f32().unwrap_or(f32::NAN));
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        let lanes = unsafe { simd::exp_sum(z32, m32, s32, out32) };
+        return sum_lanes(lanes.map(|v| F::c(f64::from(v))));
+    }
+    exp_sum_portable(z, m, s, out)
+}
+
+/// [`exp_sum`] without the AVX-512 form (the reference the AVX-512 form is tested against).
+#[inline(always)]
+pub(crate) fn exp_sum_portable<F: Real>(z: &[F], m: F, s: F, out: Option<&mut [F]>) -> F {
     let mut acc = [F::zero(); LANES];
     match out {
         Some(out) => {

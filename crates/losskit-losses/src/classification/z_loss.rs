@@ -25,10 +25,17 @@ pub const Z_LOSS_VARIANCE_EPS: f64 = 1e-12;
 /// Σ_k o_k, Σ_k o_k² and o_y.
 ///
 /// # Parameters
-/// * `a`: sharpness a > 0. Required by [`ZLoss::new`]: the paper tunes a and b per task and losskit has not
-///   verified the values it used. The registry's default a = 0.1 is provisional (a recollection recorded in the
-///   project spec, not checked against the paper).
-/// * `b`: location b (any finite number); registry default 10, provisional likewise.
+/// * `a`: sharpness a > 0. Required by [`ZLoss::new`]: the paper treats a and b as hyperparameters tuned per task
+///   (it defines ℓ = (1/a)·softplus(a·(b − z_y)) with "a > 0 (sharpness) and b ∈ ℝ (location)" and searches them on
+///   validation data), and states no default. The registry's a = 0.1 is provisional: checked 2026-11 against the
+///   stored descriptions of arXiv:1604.08859 (arxiv/alphaxiv overview and emergentmind's "Z-loss" and "SSIL" topic
+///   pages, which agree with the formula above) but the values the paper's Penn Treebank / One Billion Word runs
+///   selected could not be read from any stored source, and no official code repository holds them (the authors'
+///   factored-output Theano repository ships only an example). It is kept, marked provisional, until the paper's
+///   table can be read.
+/// * `b`: location b (any finite number); registry default 10, provisional for the same reason. With z-scores of
+///   order 1, b = 10 keeps the softplus in its near-linear regime for every row, so the loss behaves like
+///   −z_y + const until a row's target z-score approaches b.
 /// * `reduction`: `Mean` (default), `Sum` or `None`.
 ///
 /// # Shapes
@@ -191,8 +198,8 @@ impl<F: Real> ClassLoss<F> for ZLoss {
 }
 
 const PARAMS: &[ParamSpec] = &[
-    param("a", "0.1", Range::Positive, "sharpness a (provisional default: the paper tunes a per task)"),
-    param("b", "10", Range::Any, "location b (provisional default: the paper tunes b per task)"),
+    param("a", "0.1", Range::Positive, "sharpness a (provisional default: the paper tunes a per task, states none)"),
+    param("b", "10", Range::Any, "location b (provisional default: the paper tunes b per task, states none)"),
 ];
 
 fn build(p: &Params) -> Result<BuiltLoss> {
