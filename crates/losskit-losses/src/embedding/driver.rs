@@ -17,6 +17,13 @@
 //!
 //! Rows are independent tasks (rayon); their values are summed in row order in f64, so the value does not depend on
 //! the number of threads.
+//!
+//! The common case, a batch against itself in one tile, has its own path ([`dense_self`]): the GEMM runs only on the
+//! blocks on and above the diagonal of the symmetric N × N matrix (the rest is mirrored, bit for bit the same
+//! entries), each row's derivative overwrites its own row of the matrix, G + Gᵀ is formed in place, and the gradient
+//! is one product (G + Gᵀ)·X̂ (the Euclidean diagonal term folded into its diagonal, the reduction's scale into its
+//! α) through GEMM, or through row gathers when fewer than 1/32 of the pairs are active (hinge losses such as the
+//! contrastive loss). The row passes are compiled for AVX2 and AVX-512 too and picked at run time.
 
 use std::collections::HashMap;
 
@@ -249,28 +256,453 @@ fn tile_values<F: Real>(q: &Side<F>, r: &Side<F>, distance: Distance, r0: usize,
     v
 }
 
-/// Writes b = a + aᵀ for a square row-major matrix a (n × n), in parallel over blocks of rows of b; each block reads
-/// a's matching 64 × 64 tiles of a and aᵀ, so both reads stay in cache. b is symmetric bit for bit (addition commutes).
-fn symmetrize_into<F: Real>(a: &[F], b: &mut [F], n: usize) {
-    const BS: usize = 64;
-    if n == 0 {
-        return;
+/// Rows per block of the self-similarity GEMM: the product is computed block row by block row from the diagonal
+/// block rightwards, so the flops are (1 + 1/blocks)/2 of the full product; about eight blocks balance that saving
+/// against the efficiency of narrower GEMMs.
+fn self_block(n: usize) -> usize {
+    (n / 8).next_multiple_of(64).clamp(64, 512)
+}
+
+/// The matrix v = sim(X̂, X̂) of the dense, self-referenced case (similarities, or distances from the GEMM expansion
+/// as in [`tile_values`]). Only the blocks on and above the diagonal go through GEMM; the rest is their mirror image.
+/// Every entry has the same bits as the full product's (and as [`tile_values`]'s): the GEMM kernel sums each
+/// entry's D products in the same order whatever the block, a·b = b·a exactly, and the distance expansion is
+/// symmetric.
+fn self_values<F: Real>(q: &Side<F>, distance: Distance, isa: Isa) -> Array2<F> {
+    let n = q.h.nrows();
+    let bs = self_block(n);
+    let mut v = zeroed_square::<F>(n);
+    for i0 in (0..n).step_by(bs) {
+        let i1 = (i0 + bs).min(n);
+        let a = q.h.slice(s![i0..i1, ..]);
+        let b = q.h.slice(s![i0.., ..]);
+        general_mat_mul(F::one(), &a, &b.t(), F::zero(), &mut v.slice_mut(s![i0..i1, i0..]));
     }
-    b.par_chunks_mut(BS * n).enumerate().for_each(|(blk, out)| {
-        let bi = blk * BS;
-        let rows = out.len() / n;
-        for bj in (0..n).step_by(BS) {
-            let bj1 = (bj + BS).min(n);
-            for ii in 0..rows {
-                let i = bi + ii;
-                let arow = &a[i * n + bj..i * n + bj1];
-                let orow = &mut out[ii * n + bj..ii * n + bj1];
-                for (k, (o, &x)) in orow.iter_mut().zip(arow).enumerate() {
-                    *o = x + a[(bj + k) * n + i];
+    let Some(vs) = v.as_slice_mut() else { return v }; // ok: a fresh standard-layout array
+    if distance.is_euclidean() {
+        let two = F::c(2.0);
+        let sq = &q.sq;
+        vs.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+            let j0 = i / bs * bs;
+            let a = sq[i];
+            isa.run(DistanceRow { row: &mut row[j0..], sq: &sq[j0..], a, two });
+        });
+    }
+    mirror_blocks(vs, n, bs);
+    v
+}
+
+/// Fills the part of a square row-major matrix left of each row's diagonal block from the blocks above the diagonal:
+/// aᵢⱼ = aⱼᵢ for j < ⌊i/bs⌋·bs. Block rows are done in turn (each reads only rows above it), their rows in
+/// parallel strips.
+fn mirror_blocks<F: Real>(a: &mut [F], n: usize, bs: usize) {
+    const STRIP: usize = 16;
+    for i0 in (bs..n).step_by(bs) {
+        let i1 = (i0 + bs).min(n);
+        let (top, rest) = a.split_at_mut(i0 * n);
+        let top = &*top;
+        rest[..(i1 - i0) * n].par_chunks_mut(STRIP * n).enumerate().for_each(|(c, rows)| {
+            let r0 = i0 + c * STRIP;
+            let m = rows.len() / n;
+            for j in 0..i0 {
+                for (k, &x) in top[j * n + r0..j * n + r0 + m].iter().enumerate() {
+                    rows[k * n + j] = x;
+                }
+            }
+        });
+    }
+}
+
+/// A raw pointer shared by the tasks of [`symmetrize_in_place`], which touch disjoint entries.
+struct SharedMut<T>(*mut T);
+
+// SAFETY: the pointer is only dereferenced by `symmetrize_in_place`, whose tasks access disjoint entries of one live
+// allocation (see there); `T: Send` values may be written from other threads.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// a ← a + aᵀ in place for a square row-major matrix (n × n); returns the number of non-zero entries of the result.
+/// Tasks take one block row of 32 × 32 tiles on and right of the diagonal each, with the mirrored tiles below it,
+/// so every pair (i, j), (j, i) is summed once and the result is symmetric bit for bit. Each tile pair is copied to
+/// local buffers by rows first: walking a column of a with its power-of-two row stride would map every access to one
+/// cache set.
+fn symmetrize_in_place<F: Real>(a: &mut [F], n: usize) -> usize {
+    const BS: usize = 32;
+    if a.len() != n * n {
+        debug_assert!(false, "symmetrize_in_place: {} entries for n = {n}", a.len());
+        return 0;
+    }
+    let p = SharedMut(a.as_mut_ptr());
+    (0..n.div_ceil(BS))
+        .into_par_iter()
+        .map(|bi| {
+            let base = p.get();
+            let (i0, i1) = (bi * BS, ((bi + 1) * BS).min(n));
+            let mi = i1 - i0;
+            let mut upper = [F::zero(); BS * BS];
+            let mut lower = [F::zero(); BS * BS];
+            let mut nnz = 0usize;
+            for j0 in (i0..n).step_by(BS) {
+                let j1 = (j0 + BS).min(n);
+                let mj = j1 - j0;
+                // SAFETY: every offset below is (r, c) with r, c < n, inside the n × n allocation, which outlives the
+                // tasks. This task touches only the tiles (I, J) and (J, I) for its own block row I and J ≥ I; tile
+                // (I, J) with J ≥ I belongs to block row I alone and tile (J, I) to block column I alone, so no two
+                // tasks touch one entry, and no reference to the buffer exists while they run.
+                unsafe {
+                    for r in 0..mi {
+                        std::ptr::copy_nonoverlapping(base.add((i0 + r) * n + j0), upper.as_mut_ptr().add(r * BS), mj);
+                    }
+                    for r in 0..mj {
+                        std::ptr::copy_nonoverlapping(base.add((j0 + r) * n + i0), lower.as_mut_ptr().add(r * BS), mi);
+                    }
+                }
+                for r in 0..mi {
+                    for c in 0..mj {
+                        let t = upper[r * BS + c] + lower[c * BS + r];
+                        upper[r * BS + c] = t;
+                        // Off the diagonal tile each entry stands for itself and its mirror image.
+                        if t != F::zero() {
+                            nnz += if j0 != i0 { 2 } else { 1 };
+                        }
+                    }
+                }
+                for c in 0..mj {
+                    for r in 0..mi {
+                        lower[c * BS + r] = upper[r * BS + c];
+                    }
+                }
+                // SAFETY: as above.
+                unsafe {
+                    for r in 0..mi {
+                        std::ptr::copy_nonoverlapping(upper.as_ptr().add(r * BS), base.add((i0 + r) * n + j0), mj);
+                    }
+                    for r in 0..mj {
+                        std::ptr::copy_nonoverlapping(lower.as_ptr().add(r * BS), base.add((j0 + r) * n + i0), mi);
+                    }
+                }
+            }
+            nnz
+        })
+        .sum()
+}
+
+/// Below this fraction of non-zero entries in G + Gᵀ the gradient product gathers rows instead of running a GEMM
+/// (hinge losses such as the contrastive loss leave most pairs inactive).
+const SPARSE_MAX_DENSITY: usize = 32;
+
+/// out = scale · (A·H) for a square row-major A (n × n) with few non-zero entries, row by row (each output row sums its
+/// terms in column order, so the result does not depend on the number of threads). With `diag_from_rows`, A's diagonal
+/// is replaced by aᵢᵢ − Σⱼ aᵢⱼ first (the Euclidean chain rule's diagonal term).
+fn sparse_product<F: Real>(a: &[F], h: &[F], n: usize, d: usize, scale: F, diag_from_rows: bool, out: &mut [F]) {
+    const CHUNK: usize = 16;
+    out.par_chunks_mut(d).zip(a.par_chunks(n)).enumerate().for_each_init(Vec::new, |cols, (i, (o, arow))| {
+        cols.clear();
+        for (c, chunk) in arow.chunks(CHUNK).enumerate() {
+            // Branch-free test of the whole chunk first: most chunks are all zero.
+            if chunk.iter().fold(false, |any, &x| any | (x != F::zero())) {
+                for (k, &x) in chunk.iter().enumerate() {
+                    if x != F::zero() {
+                        cols.push(c * CHUNK + k);
+                    }
                 }
             }
         }
+        let diag = if diag_from_rows { arow[i] - lanes_sum(arow, |x| x) } else { arow[i] };
+        let mut axpy = |c: F, j: usize| {
+            for (oj, &hj) in o.iter_mut().zip(&h[j * d..(j + 1) * d]) {
+                *oj += c * hj;
+            }
+        };
+        for &j in cols.iter().filter(|&&j| j != i) {
+            axpy(scale * arow[j], j);
+        }
+        if diag != F::zero() {
+            axpy(scale * diag, i);
+        }
     });
+}
+
+/// The dense, self-referenced case (no reference set, one tile): the whole matrix v is built once, with the GEMM
+/// run on the blocks above the diagonal only ([`self_values`]); each row's kernel writes ∂ℓ/∂v over its own row of v
+/// (the row is copied to a scratch buffer first), G + Gᵀ is formed in place, and the gradient is one product
+/// (G + Gᵀ)·X̂, through GEMM, or row gathers when G + Gᵀ is sparse. The row passes run with the widest SIMD
+/// instruction set the CPU has.
+fn dense_self<F: Real, K: PairKernel<F>>(
+    kernel: &K,
+    q: &Side<F>,
+    labels: &[i64],
+    distance: Distance,
+    counts: &Counts,
+    grad: bool,
+) -> Result<EmbeddingOutput<F>> {
+    let (n, d) = q.h.dim();
+    let sign = distance.sign::<F>();
+    let euclid = distance.is_euclidean();
+    let isa = Isa::detect();
+    let mut v = self_values(q, distance, isa);
+    fn self_row<'a, F>(labels: &'a [i64], i: usize, v: &'a [F], sign: F) -> Row<'a, F> {
+        Row { v, label: labels[i], ref_labels: labels, self_col: Some(i), sign }
+    }
+
+    let mut stats = [0.0_f64; 4];
+    if kernel.needs_stats() {
+        let vs = v.as_slice().unwrap_or(&[]); // ok: a fresh standard-layout array
+        let parts: Vec<[f64; 4]> = vs
+            .par_chunks(n)
+            .enumerate()
+            .map(|(i, vrow)| {
+                let mut out = [0.0; 4];
+                isa.run(StatsRow { kernel, row: self_row(labels, i, vrow, sign), out: &mut out });
+                out
+            })
+            .collect();
+        for p in parts {
+            for (s, x) in stats.iter_mut().zip(p) {
+                *s += x;
+            }
+        }
+    }
+
+    let vs = v.as_slice_mut().unwrap_or(&mut []); // ok: a fresh standard-layout array
+    let outs: Vec<RowOut> = if grad {
+        vs.par_chunks_mut(n)
+            .enumerate()
+            .map_init(Vec::new, |scratch: &mut Vec<F>, (i, g)| {
+                scratch.clear();
+                scratch.extend_from_slice(g);
+                g.fill(F::zero());
+                let vrow = scratch.as_slice();
+                isa.run(KernelRow { kernel, row: self_row(labels, i, vrow, sign), stats: &stats, g: Some(g), euclid })
+            })
+            .collect()
+    } else {
+        vs.par_chunks(n)
+            .enumerate()
+            .map(|(i, vrow)| {
+                isa.run(KernelRow { kernel, row: self_row(labels, i, vrow, sign), stats: &stats, g: None, euclid })
+            })
+            .collect()
+    };
+    let mut tally = [0.0_f64; 4];
+    let mut per_sample = Vec::with_capacity(n);
+    for o in &outs {
+        per_sample.push(F::c(o.loss));
+        for (s, x) in tally.iter_mut().zip(o.tally) {
+            *s += x;
+        }
+    }
+    let fin = kernel.finish(&tally, &stats, counts);
+    if fin.zero {
+        return Ok(EmbeddingOutput {
+            value: F::zero(),
+            per_sample: Some(Array1::zeros(n)),
+            grad: grad.then(|| Array2::zeros((n, d))),
+            grad_reference: None,
+        });
+    }
+    let grad = if grad {
+        // ∂/∂X̂ = (G + Gᵀ)·X̂ (+ the Euclidean diagonal term), scaled once by the reduction's factor.
+        let nnz = symmetrize_in_place(vs, n);
+        let scale = F::c(fin.grad_scale);
+        let mut gq = Array2::zeros((n, d));
+        let h = q.h.as_slice().unwrap_or(&[]); // ok: rows built by `side` are standard-layout
+        let out = gq.as_slice_mut().unwrap_or(&mut []); // ok: a fresh standard-layout array
+        if nnz.saturating_mul(SPARSE_MAX_DENSITY) <= n * n {
+            sparse_product(vs, h, n, d, scale, euclid, out);
+        } else {
+            if euclid {
+                // Column sums of W enter as a diagonal: (G + Gᵀ)ᵢᵢ − Σⱼ (G + Gᵀ)ᵢⱼ (G = −W, wᵢᵢ = 0).
+                vs.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+                    let sum = lanes_sum(row, |x| x);
+                    row[i] -= sum;
+                });
+            }
+            general_mat_mul(scale, &v, &q.h, F::zero(), &mut gq);
+        }
+        match &q.norms {
+            Some(norms) => Some(l2_normalize_backward(gq.view(), q.h.view(), norms.view())?),
+            None => Some(gq),
+        }
+    } else {
+        None
+    };
+    Ok(EmbeddingOutput {
+        value: F::c(fin.value),
+        per_sample: Some(Array1::from_vec(per_sample)),
+        grad,
+        grad_reference: None,
+    })
+}
+
+/// A zeroed n × n matrix. A fresh large buffer costs one page fault per 4 KiB page on first write; on Linux a buffer
+/// of 8 MiB or more is advised to be backed by transparent huge pages (one fault per 2 MiB), as PyTorch does for its
+/// CPU tensors. The advice changes only how the kernel backs the pages; where THP is disabled it is a no-op.
+fn zeroed_square<F: Real>(n: usize) -> Array2<F> {
+    let v = vec![F::zero(); n * n];
+    #[cfg(target_os = "linux")]
+    advise_huge_pages(&v);
+    Array2::from_shape_vec((n, n), v).unwrap_or_else(|_| Array2::zeros((n, n))) // ok: n·n entries for [n, n]
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge_pages<T>(v: &[T]) {
+    const HUGE: usize = 2 << 20;
+    const MADV_HUGEPAGE: core::ffi::c_int = 14;
+    unsafe extern "C" {
+        fn madvise(addr: *mut core::ffi::c_void, len: usize, advice: core::ffi::c_int) -> core::ffi::c_int;
+    }
+    let bytes = std::mem::size_of_val(v);
+    if bytes < 4 * HUGE {
+        return;
+    }
+    let start = v.as_ptr() as usize;
+    let lo = start.next_multiple_of(HUGE);
+    let hi = (start + bytes) / HUGE * HUGE;
+    if hi > lo {
+        // SAFETY: [lo, hi) is page-aligned and lies inside the live allocation behind `v`; MADV_HUGEPAGE neither
+        // reads nor writes memory and keeps its contents, and its failure (THP unavailable) is harmless, so the
+        // result is ignored.
+        let _ = unsafe { madvise(lo as *mut core::ffi::c_void, hi - lo, MADV_HUGEPAGE) };
+    }
+}
+
+/// The widest SIMD instruction set the CPU offers, detected at run time so that the row passes over the N × N matrix
+/// vectorise with AVX-512 or AVX2 where available. Every path computes the same operations in the same order (Rust
+/// never contracts a·b + c into an FMA on its own, and the reductions use fixed lanes), so results are bit-identical
+/// across paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    }
+
+    /// Runs `task` compiled for this instruction set (the task and everything it inlines).
+    #[inline(always)]
+    fn run<T: IsaTask>(self, task: T) -> T::Out {
+        match self {
+            Isa::Baseline => task.call(),
+            // SAFETY: `detect` returned this variant only after checking that the CPU has these features.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { with_avx2(task) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { with_avx512(task) },
+        }
+    }
+}
+
+/// A piece of work for [`Isa::run`]. `call` is `#[inline(always)]` in every implementation, so that its body (and
+/// the kernel code it inlines in turn) is compiled into each instruction set's wrapper; a closure's body would be
+/// compiled once, for the baseline.
+trait IsaTask {
+    type Out;
+    fn call(self) -> Self::Out;
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn with_avx2<T: IsaTask>(task: T) -> T::Out {
+    task.call()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+fn with_avx512<T: IsaTask>(task: T) -> T::Out {
+    task.call()
+}
+
+/// Distances dⱼ = √max(a + bⱼ − 2vⱼ, 0) over a row, in place (the GEMM expansion of [`tile_values`]).
+struct DistanceRow<'a, F> {
+    row: &'a mut [F],
+    sq: &'a [F],
+    a: F,
+    two: F,
+}
+
+impl<F: Real> IsaTask for DistanceRow<'_, F> {
+    type Out = ();
+    #[inline(always)]
+    fn call(self) {
+        let (a, two) = (self.a, self.two);
+        for (x, &b) in self.row.iter_mut().zip(self.sq) {
+            *x = (a + b - two * *x).max(F::zero()).sqrt();
+        }
+    }
+}
+
+/// A kernel's statistics of one row.
+struct StatsRow<'a, 'r, F, K> {
+    kernel: &'a K,
+    row: Row<'r, F>,
+    out: &'a mut [f64; 4],
+}
+
+impl<F: Real, K: PairKernel<F>> IsaTask for StatsRow<'_, '_, F, K> {
+    type Out = ();
+    #[inline(always)]
+    fn call(self) {
+        self.kernel.stats(&self.row, self.out);
+    }
+}
+
+/// A kernel's value (and, with `g`, derivative) of one row; for a Euclidean distance the derivative is turned into
+/// −wᵢⱼ = −gᵢⱼ/dᵢⱼ, the coefficient of the chain rule through ∂d/∂a = (a − b)/d (0 at d = 0, as torch.cdist's
+/// gradient).
+struct KernelRow<'a, 'r, F, K> {
+    kernel: &'a K,
+    row: Row<'r, F>,
+    stats: &'a [f64; 4],
+    g: Option<&'a mut [F]>,
+    euclid: bool,
+}
+
+impl<F: Real, K: PairKernel<F>> IsaTask for KernelRow<'_, '_, F, K> {
+    type Out = RowOut;
+    #[inline(always)]
+    fn call(self) -> RowOut {
+        match self.g {
+            None => self.kernel.row(&self.row, self.stats, None),
+            Some(g) => {
+                let out = self.kernel.row(&self.row, self.stats, Some(&mut *g));
+                if self.euclid {
+                    for (gj, &dj) in g.iter_mut().zip(self.row.v) {
+                        let w = if dj > F::zero() { *gj / dj } else { F::zero() };
+                        *gj = -w;
+                    }
+                }
+                out
+            }
+        }
+    }
 }
 
 /// Runs `kernel` over every anchor row.
@@ -317,6 +749,9 @@ pub(crate) fn run<F: Real, K: PairKernel<F>>(
     let sign = distance.sign::<F>();
     let t = tile_rows(setup.tile, n, nr);
     let tiles: Vec<(usize, usize)> = (0..n).step_by(t).map(|r0| (r0, (r0 + t).min(n))).collect();
+    if symmetric && tiles.len() == 1 {
+        return dense_self(kernel, &q, &labels, distance, &counts, grad);
+    }
     let make_row = |i: usize| -> (i64, Option<usize>) { (labels[i], symmetric.then_some(i)) };
 
     // Statistics pass (only for kernels that need global counts before writing their gradient).
@@ -395,8 +830,7 @@ pub(crate) fn run<F: Real, K: PairKernel<F>>(
             }
             None => v_slice.par_chunks(nr).enumerate().map(|(k, vrow)| run_row(k, vrow, None)).collect(),
         };
-        // The similarity tile is no longer needed: its buffer takes G + Gᵀ in the dense, self-referenced case.
-        let mut spare = (symmetric && tiles.len() == 1).then_some(v);
+        drop(v);
         for (k, (o, _)) in outs.iter().enumerate() {
             per_sample[r0 + k] = F::c(o.loss);
             for (s, x) in tally.iter_mut().zip(o.tally) {
@@ -407,22 +841,12 @@ pub(crate) fn run<F: Real, K: PairKernel<F>>(
             let q_tile = q.h.slice(s![r0..r1, ..]);
             // Euclidean: column sums cⱼ = Σᵢ wᵢⱼ = −Σᵢ dsᵢⱼ, for the reference side's diagonal term.
             let col = euclid.then(|| ds.sum_axis(Axis(0)).mapv(|x| -x));
-            if symmetric && tiles.len() == 1 {
-                // Dense, self-referenced: ∂/∂X̂ = (G + Gᵀ)·X̂ in one GEMM.
-                let mut sym = spare.take().unwrap_or_else(|| Array2::zeros((n, n))); // ok: Some in the dense, self-referenced case
-                let src = ds.as_slice().unwrap_or(&[]); // ok: fresh standard-layout array
-                let dst = sym.as_slice_mut().unwrap_or(&mut []); // ok: fresh standard-layout array
-                symmetrize_into(src, dst, n);
-                drop(ds);
-                general_mat_mul(F::one(), &sym, &q.h, F::one(), gq);
-            } else {
-                general_mat_mul(F::one(), &ds, &rs.h, F::one(), &mut gq.slice_mut(s![r0..r1, ..]));
-                let target = match gr.as_mut() {
-                    Some(gr) => gr,
-                    None => &mut *gq,
-                };
-                general_mat_mul(F::one(), &ds.t(), &q_tile, F::one(), target);
-            }
+            general_mat_mul(F::one(), &ds, &rs.h, F::one(), &mut gq.slice_mut(s![r0..r1, ..]));
+            let target = match gr.as_mut() {
+                Some(gr) => gr,
+                None => &mut *gq,
+            };
+            general_mat_mul(F::one(), &ds.t(), &q_tile, F::one(), target);
             if let Some(col) = col {
                 for (k, (_, wsum)) in outs.iter().enumerate() {
                     let i = r0 + k;
@@ -621,14 +1045,53 @@ mod tests {
     use ndarray::array;
 
     #[test]
-    fn symmetrize_adds_the_transpose() {
-        let n = 130;
-        let a: Vec<f64> = (0..n * n).map(|k| (k as f64 * 0.37).sin()).collect();
-        let mut b = vec![0.0; n * n];
-        symmetrize_into(&a, &mut b, n);
-        for i in 0..n {
-            for j in 0..n {
-                assert_eq!(b[i * n + j], a[i * n + j] + a[j * n + i]);
+    fn symmetrize_adds_the_transpose_in_place() {
+        for n in [1, 31, 32, 33, 130] {
+            let a: Vec<f64> = (0..n * n).map(|k| if k % 7 == 3 { 0.0 } else { (k as f64 * 0.37).sin() }).collect();
+            let mut b = a.clone();
+            let nnz = symmetrize_in_place(&mut b, n);
+            let mut want_nnz = 0;
+            for i in 0..n {
+                for j in 0..n {
+                    assert_eq!(b[i * n + j], a[i * n + j] + a[j * n + i], "n = {n}, ({i}, {j})");
+                    want_nnz += usize::from(b[i * n + j] != 0.0);
+                }
+            }
+            assert_eq!(nnz, want_nnz, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn self_values_equal_the_full_product_bit_for_bit() {
+        // More rows than one block (64), not a multiple of it, so mirrored blocks and a ragged edge are exercised.
+        let x = Array2::from_shape_fn((203, 9), |(i, k)| ((i * 9 + k) as f64 * 0.713).sin());
+        for distance in [Distance::Cosine, Distance::Euclidean, Distance::EuclideanUnnormalized] {
+            let q = side(x.view(), distance);
+            let full = tile_values(&q, &q, distance, 0, 203);
+            for isa in [Isa::Baseline, Isa::detect()] {
+                assert_eq!(self_values(&q, distance, isa), full, "{distance:?} {isa:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_product_matches_the_gemm() {
+        let (n, d) = (70, 5);
+        let a: Vec<f64> = (0..n * n).map(|k| if k % 13 == 0 { (k as f64 * 0.31).cos() } else { 0.0 }).collect();
+        let h = Array2::from_shape_fn((n, d), |(i, k)| ((i * d + k) as f64 * 0.29).sin());
+        for diag in [false, true] {
+            let mut am = Array2::from_shape_vec((n, n), a.clone()).unwrap();
+            if diag {
+                for i in 0..n {
+                    let sum: f64 = am.row(i).sum();
+                    am[[i, i]] -= sum;
+                }
+            }
+            let want = am.dot(&h) * 0.5;
+            let mut got = vec![0.0; n * d];
+            sparse_product(&a, h.as_slice().unwrap(), n, d, 0.5, diag, &mut got);
+            for (g, w) in got.iter().zip(want.iter()) {
+                assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "{g} vs {w}");
             }
         }
     }

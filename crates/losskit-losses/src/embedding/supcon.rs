@@ -152,6 +152,8 @@ impl<F: Real> PairKernel<F> for Kernel<F> {
         c.at_most_one_pair_each() || c.pos_pairs == 0 || c.neg_pairs == 0
     }
 
+    // Inlined so that the driver's SIMD-dispatched row passes compile this body for their instruction set.
+    #[inline(always)]
     fn row(&self, row: &Row<'_, F>, _stats: &[f64; 4], ds: Option<&mut [F]>) -> RowOut {
         let r = row.v.len();
         let v = row.v;
