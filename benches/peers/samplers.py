@@ -9,18 +9,27 @@ Workloads (issue 5), seeded Gaussian blobs, X float64 [n, d], y int64 [n]:
   minority (96,000 new points);
 * `edited-nearest-neighbours` and `tomek-links` on 200,000 × 16 (two overlapping classes, 30% / 70%).
 
-Each run is its own child process, reaped with `os.wait4`, so its peak resident memory (`ru_maxrss` of that child
-alone) is reported beside its time:
+Both sides do the same work in one child process each: read the input NPZ, resample, write an uncompressed NPZ
+(`X`, `y` and, where the method keeps input rows, `sample_indices`). Two times come out of each run, giving two
+tables compared like for like:
 
-* imbalanced-learn: a child Python loads the NPZ, then times `fit_resample` only (`time.perf_counter`); its peak RSS
-  includes the interpreter, NumPy / scikit-learn and the input arrays.
-* losskit: `$LOSSKIT_BIN resample METHOD --input X.npz --output Y.npz --seed 0`, timed as wall clock around the whole
-  process, so **its time includes reading and writing the NPZ files** (imbalanced-learn's does not).
+* **library only**: the resampling call alone, timed inside the process: imbalanced-learn's `fit_resample`
+  (`time.perf_counter`), losskit's `fit_resample` as printed by `losskit resample --timing` (`resample=`);
+* **end to end**: the wall clock of the whole child process (interpreter or binary start, imports, NPZ read,
+  resampling, NPZ write), measured by the parent.
+
+Peak RSS is that of each child process alone, read from `/usr/bin/time -f %M` when present, otherwise from a small
+launcher process (`python -S`) that starts the child and reaps it with `os.wait4`. The child is never started
+directly from this script: Linux carries the high-water RSS of the process that forks (or vforks) a child into the
+child's `ru_maxrss` across `exec`, so a child of this script (which holds the generated data) would report at least
+this script's own peak (about 490 MiB here, whatever the child did). The launcher and `time` are small, so the
+figure is the child's own. imbalanced-learn's includes the Python interpreter, NumPy and scikit-learn.
 
 Both sides get n threads, n = `LOSSKIT_THREADS` (default: the CPU count): `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS`,
-`MKL_NUM_THREADS` and `threadpoolctl.threadpool_limits(n)` for imbalanced-learn / scikit-learn, `RAYON_NUM_THREADS`
-and `LOSSKIT_THREADS` for losskit. Each run is timed once (these are long runs; the whole script stays within about
-five minutes on two cores). The class counts of both outputs are compared (SMOTE: identical counts required).
+`MKL_NUM_THREADS` and `threadpoolctl.threadpool_limits(n)` (and `n_jobs=n`) for imbalanced-learn / scikit-learn,
+`RAYON_NUM_THREADS` and `LOSSKIT_THREADS` for losskit. `LOSSKIT_PEERS_REPEAT` (default 1) runs each pair that many
+times, alternating imbalanced-learn and losskit, and reports the medians. The class counts of both outputs are
+compared (identical counts required for these methods).
 
 `LOSSKIT_PEERS_SCALE` (default 1) divides every row count, for a quick smoke run of the script itself.
 If the binary has no `resample` command yet, the table says so and only imbalanced-learn is timed.
@@ -31,6 +40,8 @@ Prints one Markdown section to stdout (progress goes to stderr).
 import json
 import os
 import platform
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +51,7 @@ import numpy as np
 
 SEED = 11
 PY = sys.executable
+TIME_BIN = "/usr/bin/time"
 
 # (label, method, n, d, minority fraction)
 WORKLOADS = [
@@ -53,7 +65,7 @@ IMBLEARN_CHILD = r"""
 import json, sys, time
 import numpy as np
 from threadpoolctl import threadpool_limits
-method, path, n_threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+method, path, out, n_threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 with np.load(path) as z:
     X, y = z["X"], z["y"]
 if method == "smote":
@@ -73,8 +85,20 @@ with threadpool_limits(n_threads):
     t0 = time.perf_counter()
     Xr, yr = s.fit_resample(X, y)
     t = time.perf_counter() - t0
-u, c = np.unique(yr, return_counts=True)
-print(json.dumps({"seconds": t, "counts": {str(int(a)): int(b) for a, b in zip(u, c)}, "rows": int(len(yr))}))
+arrays = {"X": Xr, "y": yr}
+if hasattr(s, "sample_indices_"):
+    arrays["sample_indices"] = s.sample_indices_.astype(np.int64)
+np.savez(out, **arrays)
+print(json.dumps({"seconds": t}))
+"""
+
+# Starts argv[1:], reaps it with os.wait4 and prints its exit code and peak RSS (KiB) as JSON on the last line of
+# stderr. Run with `python -S` so that this process itself stays small.
+LAUNCHER = r"""
+import json, os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(p.pid, 0)
+sys.stderr.write("\n" + json.dumps({"rc": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}) + "\n")
 """
 
 
@@ -93,17 +117,33 @@ def thread_env(n):
 
 
 def run_child(cmd, env):
-    """Runs cmd; returns (wall seconds, peak RSS in MiB of that child, stdout, stderr, return code)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Runs cmd; returns (wall seconds, peak RSS in MiB of cmd's own process, stdout, stderr, return code)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = os.path.join(tmp, "rss")
+        use_time = os.access(TIME_BIN, os.X_OK)
+        wrapped = [TIME_BIN, "-q", "-f", "%M", "-o", rss_file, *cmd] if use_time else [PY, "-S", "-c", LAUNCHER, *cmd]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(wrapped, capture_output=True, env=env, check=False)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        # ru_maxrss is in KiB on Linux
-        return wall, usage.ru_maxrss / 1024.0, out.read().decode(), err.read().decode(), proc.returncode
+        out, err = proc.stdout.decode(), proc.stderr.decode()
+        rc, rss_kib = proc.returncode, None
+        if use_time:
+            try:
+                with open(rss_file) as f:
+                    nums = re.findall(r"^\d+$", f.read(), re.M)
+                rss_kib = int(nums[-1]) if nums else None
+            except OSError:
+                pass
+        else:
+            lines = err.rstrip().splitlines()
+            if lines:
+                try:
+                    res = json.loads(lines[-1])
+                    rc, rss_kib = res["rc"], res["maxrss_kib"]
+                    err = "\n".join(lines[:-1])
+                except (ValueError, KeyError):
+                    pass
+        return wall, (None if rss_kib is None else rss_kib / 1024.0), out, err, rc
 
 
 def make_data(n, d, minority, rng):
@@ -120,12 +160,26 @@ def has_resample(binary):
     if not binary:
         return False
     proc = subprocess.run([binary, "resample", "--help"], capture_output=True, text=True, check=False)
-    return proc.returncode == 0
+    return proc.returncode == 0 and "--timing" in proc.stdout
+
+
+def counts_and_mib(path):
+    with np.load(path) as z:
+        y = z["y"]
+        mib = sum(z[k].nbytes for k in z.files) / 2**20
+        u, c = np.unique(y, return_counts=True)
+    return {str(int(a)): int(b) for a, b in zip(u, c)}, mib
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def main():
     n_threads = threads()
     scale = max(1, int(os.environ.get("LOSSKIT_PEERS_SCALE", "1")))
+    repeat = max(1, int(os.environ.get("LOSSKIT_PEERS_REPEAT", "1")))
     binary = os.environ.get("LOSSKIT_BIN")
     notes = []
     if binary and not os.path.exists(binary):
@@ -135,7 +189,7 @@ def main():
         notes.append("LOSSKIT_BIN not set: losskit was not run")
     losskit_ok = has_resample(binary)
     if binary and not losskit_ok:
-        notes.append(f"`{binary}` has no `resample` command yet: only imbalanced-learn was timed")
+        notes.append(f"`{binary}` has no `resample --timing` yet: only imbalanced-learn was timed")
     env = thread_env(n_threads)
     rng = np.random.default_rng(SEED)
     rows = []
@@ -148,34 +202,39 @@ def main():
             np.savez(path, X=X, y=y)
             in_mib = (X.nbytes + y.nbytes) / 2**20
             del X, y
-            log(f"imbalanced-learn {label} ...")
-            wall, rss, so, se, rc = run_child([PY, "-c", IMBLEARN_CHILD, method, path, str(n_threads)], env)
-            if rc != 0:
-                notes.append(f"{label}: imbalanced-learn failed ({rc}): {se.strip()[-300:]}")
-                i_sec, i_rss, i_counts = None, None, None
-            else:
-                res = json.loads(so.strip().splitlines()[-1])
-                i_sec, i_rss, i_counts = res["seconds"], rss, res["counts"]
-            l_sec = l_rss = None
+            runs = {"i_lib": [], "i_e2e": [], "i_rss": [], "l_lib": [], "l_e2e": [], "l_rss": []}
             out_mib = None
-            if losskit_ok:
-                log(f"losskit {label} ...")
-                cmd = [binary, "resample", method, "--input", path, "--output", out, "--seed", "0"]
-                wall, rss, so, se, rc = run_child(cmd, env)
+            i_counts = l_counts = None
+            for rep in range(repeat):
+                log(f"imbalanced-learn {label} ({rep + 1}/{repeat}) ...")
+                wall, rss, so, se, rc = run_child([PY, "-c", IMBLEARN_CHILD, method, path, out, str(n_threads)], env)
                 if rc != 0:
-                    notes.append(f"{label}: losskit failed ({rc}): {se.strip()[-300:]}")
+                    notes.append(f"{label}: imbalanced-learn failed ({rc}): {se.strip()[-300:]}")
                 else:
-                    l_sec, l_rss = wall, rss
-                    with np.load(out) as z:
-                        yr = z["y"]
-                        out_mib = (z["X"].nbytes + yr.nbytes) / 2**20
-                        u, c = np.unique(yr, return_counts=True)
-                    l_counts = {str(int(a)): int(b) for a, b in zip(u, c)}
-                    if i_counts is not None and l_counts != i_counts:
-                        notes.append(f"{label}: class counts differ: imbalanced-learn {i_counts}, losskit {l_counts}")
-                    if os.path.exists(out):
+                    res = json.loads(so.strip().splitlines()[-1])
+                    runs["i_lib"].append(res["seconds"])
+                    runs["i_e2e"].append(wall)
+                    runs["i_rss"].append(rss)
+                    i_counts, out_mib = counts_and_mib(out)
+                    os.remove(out)
+                if losskit_ok:
+                    log(f"losskit {label} ({rep + 1}/{repeat}) ...")
+                    cmd = [binary, "resample", method, "--input", path, "--output", out, "--seed", "0", "--quiet",
+                           "--timing"]
+                    wall, rss, so, se, rc = run_child(cmd, env)
+                    m = re.search(r"timing: read=\S+ resample=(\S+)", se)
+                    if rc != 0 or not m:
+                        notes.append(f"{label}: losskit failed ({rc}): {se.strip()[-300:]}")
+                    else:
+                        runs["l_lib"].append(float(m.group(1)))
+                        runs["l_e2e"].append(wall)
+                        runs["l_rss"].append(rss)
+                        l_counts, l_mib = counts_and_mib(out)
+                        out_mib = out_mib or l_mib
                         os.remove(out)
-            rows.append((label, n, in_mib, out_mib, i_sec, i_rss, l_sec, l_rss))
+            if i_counts is not None and l_counts is not None and l_counts != i_counts:
+                notes.append(f"{label}: class counts differ: imbalanced-learn {i_counts}, losskit {l_counts}")
+            rows.append((label, in_mib, out_mib, {k: median(v) for k, v in runs.items()}))
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -186,22 +245,34 @@ def main():
     import imblearn
     import sklearn
 
+    fmt = lambda v, p=2: "—" if v is None else f"{v:.{p}f}"  # noqa: E731
+    ratio = lambda a, b: f"{a / b:.2f}×" if a is not None and b else "—"  # noqa: E731
+    rss_how = "`/usr/bin/time -f %M`" if os.access(TIME_BIN, os.X_OK) else "a `python -S` launcher's `os.wait4`"
     print("### samplers: losskit vs imbalanced-learn (CPU, f64)")
     print()
     print(f"{time.strftime('%Y-%m-%d')}, {cpu}, {n_threads} thread(s), imbalanced-learn {imblearn.__version__}, "
-          f"scikit-learn {sklearn.__version__}; one run each. imbalanced-learn s = `fit_resample` alone; "
-          f"losskit s = wall clock of `losskit resample` **including reading and writing the NPZ files**. "
-          f"Peak RSS is each child process's own `ru_maxrss` (imbalanced-learn's includes the Python interpreter "
-          f"and its libraries).{' Row counts divided by ' + str(scale) + '.' if scale > 1 else ''}")
+          f"scikit-learn {sklearn.__version__}; median of {repeat} run(s) each, imbalanced-learn and losskit "
+          f"alternating. Each side is one process that reads the input NPZ, resamples and writes an uncompressed "
+          f"NPZ.{' Row counts divided by ' + str(scale) + '.' if scale > 1 else ''}")
     print()
-    print("| workload | imblearn s | losskit s (wall, with file I/O) | speed-up (imblearn / losskit) "
-          "| imblearn peak RSS MiB | losskit peak RSS MiB | input + output MiB |")
-    print("|---|---|---|---|---|---|---|")
-    for label, n, in_mib, out_mib, i_sec, i_rss, l_sec, l_rss in rows:
-        fmt = lambda v, p=2: "—" if v is None else f"{v:.{p}f}"  # noqa: E731
-        ratio = f"{i_sec / l_sec:.2f}×" if i_sec is not None and l_sec else "—"
+    print("Library only (`fit_resample` alone, timed inside each process):")
+    print()
+    print("| workload | imblearn s | losskit s | speed-up (imblearn / losskit) |")
+    print("|---|---|---|---|")
+    for label, _, _, r in rows:
+        print(f"| {label} | {fmt(r['i_lib'], 3)} | {fmt(r['l_lib'], 3)} | {ratio(r['i_lib'], r['l_lib'])} |")
+    print()
+    print(f"End to end (wall clock of the whole process: start, imports, NPZ read, resampling, NPZ write); peak RSS "
+          f"of each process alone by {rss_how} (imbalanced-learn's includes the interpreter and its libraries):")
+    print()
+    print("| workload | imblearn s | losskit s | speed-up | imblearn peak RSS MiB | losskit peak RSS MiB "
+          "| input + output MiB | losskit RSS / (input + output) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, in_mib, out_mib, r in rows:
         io = f"{in_mib:.0f}" + (f" + {out_mib:.0f}" if out_mib is not None else "")
-        print(f"| {label} | {fmt(i_sec)} | {fmt(l_sec)} | {ratio} | {fmt(i_rss, 0)} | {fmt(l_rss, 0)} | {io} |")
+        rel = f"{r['l_rss'] / (in_mib + out_mib):.2f}" if r["l_rss"] is not None and out_mib is not None else "—"
+        print(f"| {label} | {fmt(r['i_e2e'])} | {fmt(r['l_e2e'])} | {ratio(r['i_e2e'], r['l_e2e'])} "
+              f"| {fmt(r['i_rss'], 0)} | {fmt(r['l_rss'], 0)} | {io} | {rel} |")
     if notes:
         print()
         for note in notes:

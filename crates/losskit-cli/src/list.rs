@@ -126,7 +126,13 @@ fn sections() -> Vec<Section> {
                    file (`losskit loss --help`).",
             items: losses,
         },
-        Section { key: "samplers", title: "Samplers", note: "", items: samplers },
+        Section {
+            key: "samplers",
+            title: "Samplers",
+            note: "Over-samplers, under-samplers and cleaning methods run with `losskit resample`; batch samplers, \
+                   reweighting, likelihoods and subclass assignment are library tools (the type in their summary).",
+            items: samplers,
+        },
         Section { key: "metrics", title: "Metrics", note: "", items: metrics },
     ]
 }

@@ -7,7 +7,7 @@
 use std::fs;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ndarray::{Array1, Array2, Ix1, Ix2};
@@ -62,6 +62,10 @@ pub struct ResampleArgs {
     /// Print nothing on success (no class counts, no spinner)
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the seconds spent reading, resampling (the library's fit_resample alone), writing and in total, as one
+    /// line `timing: read=… resample=… write=… total=…` on stderr
+    #[arg(long)]
+    pub timing: bool,
 }
 
 /// Splits `key=value` at the first `=`.
@@ -101,7 +105,17 @@ struct Data {
 /// Bad input (unknown sampler or parameter, unreadable or malformed file, a class too small for the method, a single
 /// class, ...) as a [`BadInput`] or a [`losskit::Error`]; a failure to write the output otherwise.
 pub fn run(args: &ResampleArgs) -> anyhow::Result<()> {
+    let t_start = Instant::now();
     let entry = losskit::samplers::registry::find(&args.method)?;
+    if !entry.kind.is_resampler() {
+        let names: Vec<&str> = losskit::samplers::registry::resamplers().map(|e| e.name).collect();
+        return Err(bad(format!(
+            "{} is a {}, not a resampler; `losskit resample` runs one of: {}",
+            entry.name,
+            entry.kind.noun(),
+            names.join(", ")
+        )));
+    }
     for (i, (k, _)) in args.set.iter().enumerate() {
         if args.set[..i].iter().any(|(prev, _)| prev == k) {
             return Err(bad(format!("--set {k} is given more than once")));
@@ -133,6 +147,7 @@ pub fn run(args: &ResampleArgs) -> anyhow::Result<()> {
         }
         Format::Csv => read_csv(&args.input, args.label.as_deref())?,
     };
+    let t_read = t_start.elapsed();
     let (n, d) = data.x.dim();
     let spinner = if args.quiet || n.saturating_mul(d) < LARGE {
         indicatif::ProgressBar::hidden()
@@ -143,16 +158,29 @@ pub fn run(args: &ResampleArgs) -> anyhow::Result<()> {
         s.enable_steady_tick(Duration::from_millis(120));
         s
     };
+    let t0 = Instant::now();
     let result = sampler.fit_resample(data.x.view(), data.y.view(), args.seed);
+    let t_resample = t0.elapsed();
     spinner.finish_and_clear();
     let out = result.with_context(|| format!("{} on {}", entry.name, args.input.display()))?;
     match &data.layout {
         Layout::Csv { header, label_at } => write_csv(&args.output, header, *label_at, &out)?,
         Layout::Npz { x_f32, y_i32 } => write_npz(&args.output, &out, *x_f32, *y_i32)?,
     }
+    let t_write = t0.elapsed() - t_resample;
     if !args.quiet {
         let text = summary(&data.y, &out.y);
         std::io::stdout().lock().write_all(text.as_bytes()).context("writing to stdout")?;
+    }
+    if args.timing {
+        let line = format!(
+            "timing: read={:.4} resample={:.4} write={:.4} total={:.4}\n",
+            t_read.as_secs_f64(),
+            t_resample.as_secs_f64(),
+            t_write.as_secs_f64(),
+            t_start.elapsed().as_secs_f64()
+        );
+        std::io::stderr().lock().write_all(line.as_bytes()).context("writing to stderr")?;
     }
     Ok(())
 }
@@ -402,6 +430,32 @@ mod tests {
             s,
             "class  before  after\n0           3      3\n1           1      3\n5           1      0\ntotal       5      6\n"
         );
+    }
+
+    #[test]
+    fn tools_that_are_not_resamplers_are_refused_by_name() {
+        for (method, noun) in [
+            ("m-per-class", "batch sampler"),
+            ("loss-reweighting", "sample reweighting"),
+            ("cluster-likelihoods", "sample likelihoods"),
+            ("sbcl-subclasses", "subclass assignment"),
+        ] {
+            let args = ResampleArgs {
+                method: method.into(),
+                input: PathBuf::from("does-not-exist.npz"),
+                output: PathBuf::from("out.npz"),
+                label: None,
+                set: vec![],
+                seed: 0,
+                quiet: true,
+                timing: false,
+            };
+            let e = run(&args).unwrap_err();
+            assert!(e.chain().any(|c| c.is::<BadInput>()), "{e}");
+            let text = e.to_string();
+            assert!(text.starts_with(&format!("{method} is a {noun}, not a resampler;")), "{text}");
+            assert!(text.contains("smote, ") && text.contains("rcal") && !text.contains("m-per-class,"), "{text}");
+        }
     }
 
     #[test]

@@ -1,12 +1,12 @@
-//! The minibatch training loop: any [`Model`], any registered classification loss, an optional sampler and
-//! optional class weights.
+//! The minibatch training loop: any [`Model`], any registered classification loss, an optional sampler, optional
+//! class weights and optional loss-based sample reweighting.
 
 use ndarray::{Array1, ArrayView1, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
 use losskit_losses::{ClassLoss, DynClassLoss, Targets};
-use losskit_samplers::Sampler;
+use losskit_samplers::{LossReweight, Sampler};
 use losskit_tensor::{Error, Result, check};
 
 use crate::model::{Model, ModelSpec};
@@ -182,7 +182,48 @@ impl Trainer {
         sampler: Option<&dyn Sampler>,
         class_weights: Option<&ClassWeights>,
     ) -> Result<History> {
+        self.fit_reweighted(model, x, y, loss, sampler, class_weights, None)
+    }
+
+    /// [`Trainer::fit`] with optional dynamic loss-based sample reweighting (Sow et al. 2025) at every step.
+    ///
+    /// With `sample_reweighting = Some(rw)`, each step computes the batch's per-sample losses ℓᵢ (the loss's
+    /// `per_sample`, without class weights) at the current parameters, turns them into weights with the chosen
+    /// strategy, temperature and δ, and trains on the loss with per-sample weights cᵢ·w̃ᵢ:
+    ///
+    /// ```text
+    /// w̃ = B · softmax(f(ℓ̂)/r)       (LossReweight::batch_weights: mean 1 over the batch of B rows)
+    /// L = Σᵢ cᵢw̃ᵢℓᵢ / Σᵢ cᵢw̃ᵢdᵢ      (the loss's Mean reduction; without class weights = Σᵢ wᵢℓᵢ, the paper's)
+    /// ∂L/∂θ = Σᵢ (∂L/∂ℓᵢ)·∂ℓᵢ/∂θ     with w̃ held constant
+    /// ```
+    /// where cᵢ = the class weight of row i (1 without `class_weights`) and dᵢ the loss's own denominator weight.
+    /// As in the paper, **the weights are treated as constants**: no gradient flows through w̃ (they are recomputed
+    /// from the losses at each step). The uniform strategy gives w̃ᵢ = 1.0 exactly, so it trains exactly as
+    /// [`Trainer::fit`]. `None` is [`Trainer::fit`].
+    ///
+    /// Cost: one extra loss evaluation (without gradient) per step, for the per-sample losses.
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]; the reweighting's parameter errors ([`LossReweight::check`]); [`Error::Input`] when the
+    /// loss reports no per-sample losses.
+    ///
+    /// # References
+    /// Sow, Lin, Liang, Chi (2025), *Dynamic Loss-Based Sample Reweighting for Improved Large Language Model
+    /// Pretraining*, ICLR, arXiv:2502.06733.
+    pub fn fit_reweighted(
+        &self,
+        model: &mut dyn Model,
+        x: ArrayView2<'_, f64>,
+        y: ArrayView1<'_, i64>,
+        loss: &dyn DynClassLoss,
+        sampler: Option<&dyn Sampler>,
+        class_weights: Option<&ClassWeights>,
+        sample_reweighting: Option<&LossReweight>,
+    ) -> Result<History> {
         self.check()?;
+        if let Some(rw) = sample_reweighting {
+            rw.check()?;
+        }
         let (d, c) = (model.n_features(), model.n_classes());
         check::non_empty("x", x.nrows())?;
         check::shape("x", x.shape(), &[None, Some(d)])?;
@@ -227,8 +268,15 @@ impl Trainer {
             for idx in &batches {
                 let xb = x.select(Axis(0), idx);
                 let yb: Array1<i64> = idx.iter().map(|&i| y[i]).collect();
-                let wb: Option<Array1<f64>> = sample_w.as_ref().map(|w| idx.iter().map(|&i| w[i]).collect());
+                let mut wb: Option<Array1<f64>> = sample_w.as_ref().map(|w| idx.iter().map(|&i| w[i]).collect());
                 let logits = model.forward(xb.view())?;
+                if let Some(rw) = sample_reweighting {
+                    let w = step_weights(loss, rw, logits.view(), yb.view(), epoch)?;
+                    wb = Some(match wb {
+                        Some(c) => c * &w,
+                        None => w,
+                    });
+                }
                 let out = <dyn DynClassLoss as ClassLoss<f64>>::compute(
                     loss,
                     logits.view(),
@@ -253,6 +301,24 @@ impl Trainer {
         }
         Ok(History { epoch_loss, n_train: n, class_counts: class_counts(y, c), class_weights: cw })
     }
+}
+
+/// The reweighting of one step: per-sample losses (no class weights, no gradient) → [`LossReweight::batch_weights`].
+fn step_weights(
+    loss: &dyn DynClassLoss,
+    rw: &LossReweight,
+    logits: ArrayView2<'_, f64>,
+    yb: ArrayView1<'_, i64>,
+    epoch: usize,
+) -> Result<Array1<f64>> {
+    let out = <dyn DynClassLoss as ClassLoss<f64>>::compute(loss, logits, Targets::Hard(yb), None, false)?;
+    let per_sample = out.per_sample.ok_or_else(|| Error::Input {
+        what: format!("sample reweighting needs per-sample losses, and the loss {loss:?} reports none"),
+    })?;
+    if let Some(&bad) = per_sample.iter().find(|v| !v.is_finite()) {
+        return Err(diverged(epoch, bad));
+    }
+    rw.batch_weights(per_sample.view())
 }
 
 fn diverged(epoch: usize, value: f64) -> Error {
@@ -293,6 +359,7 @@ pub(crate) mod tests {
             let w: Vec<f64> = (0..n).map(|i| weights.map_or(1.0, |w| w[i].f64())).collect();
             let wsum: f64 = w.iter().sum();
             let mut value = 0.0;
+            let mut per_sample = Array1::<F>::zeros(n);
             let mut g = Array2::<F>::zeros((n, c));
             for i in 0..n {
                 let row: Vec<f64> = logits.row(i).iter().map(|v| v.f64()).collect();
@@ -300,12 +367,13 @@ pub(crate) mod tests {
                 let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
                 let t = y[i] as usize;
                 value += w[i] * (lse - row[t]);
+                per_sample[i] = F::c(w[i] * (lse - row[t]));
                 for j in 0..c {
                     let p = (row[j] - lse).exp();
                     g[[i, j]] = F::c(w[i] * (p - if j == t { 1.0 } else { 0.0 }) / wsum);
                 }
             }
-            Ok(LossOutput { value: F::c(value / wsum), per_sample: None, grad: grad.then_some(g) })
+            Ok(LossOutput { value: F::c(value / wsum), per_sample: Some(per_sample), grad: grad.then_some(g) })
         }
     }
 
@@ -444,6 +512,116 @@ pub(crate) mod tests {
         let mut m = t.build_model(2, 2).unwrap();
         let e = t.fit(m.as_mut(), x.view(), y.view(), &TinyCe, None, Some(&given)).unwrap_err();
         assert!(e.to_string().contains("class_weights"), "{e}");
+    }
+
+    fn reweighted(
+        t: &Trainer,
+        x: &Array2<f64>,
+        y: &Array1<i64>,
+        loss: &dyn DynClassLoss,
+        cw: Option<&ClassWeights>,
+        rw: Option<&LossReweight>,
+    ) -> (Array1<f64>, History) {
+        let mut m = t.build_model(x.ncols(), 3).unwrap();
+        let h = t.fit_reweighted(m.as_mut(), x.view(), y.view(), loss, Some(&DoubleRarest), cw, rw).unwrap();
+        (m.params().to_owned(), h)
+    }
+
+    #[test]
+    fn uniform_reweighting_trains_exactly_as_the_plain_trainer() {
+        use losskit_samplers::ReweightStrategy;
+        let (x, y) = blobs(&[30, 8, 14], 12);
+        let t = Trainer::new().epochs(4).batch_size(9).seed(3);
+        let uniform = LossReweight::new().strategy(ReweightStrategy::Uniform).temperature(0.3);
+        let ce = losskit_losses::CrossEntropy::new();
+        for loss in [&TinyCe as &dyn DynClassLoss, &ce] {
+            for cw in [None, Some(&ClassWeights::Balanced)] {
+                let plain = reweighted(&t, &x, &y, loss, cw, None);
+                let mut m = t.build_model(2, 3).unwrap();
+                let h = t.fit(m.as_mut(), x.view(), y.view(), loss, Some(&DoubleRarest), cw).unwrap();
+                assert_eq!((m.params().to_owned(), h), plain, "fit_reweighted(None) is fit");
+                // Bit for bit: the uniform weights are exactly 1.0.
+                assert_eq!(reweighted(&t, &x, &y, loss, cw, Some(&uniform)), plain, "{loss:?} {cw:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_strategy_changes_training_deterministically() {
+        use losskit_samplers::ReweightStrategy;
+        let (x, y) = blobs(&[30, 8, 14], 13);
+        let t = Trainer::new().epochs(3).batch_size(10).seed(5);
+        let (plain, _) = reweighted(&t, &x, &y, &TinyCe, None, None);
+        let mut seen = vec![plain];
+        for s in [ReweightStrategy::LinUpper, ReweightStrategy::Quadratic, ReweightStrategy::Extremes] {
+            let rw = LossReweight::new().strategy(s).temperature(0.5);
+            let run = |threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| reweighted(&t, &x, &y, &TinyCe, None, Some(&rw)))
+            };
+            let (a, ha) = run(1);
+            let (b, hb) = run(2);
+            assert_eq!((&a, &ha), (&b, &hb), "{s}: same seed, same result whatever the thread count");
+            assert!(a.iter().all(|v| v.is_finite()));
+            assert!(seen.iter().all(|p| *p != a), "{s} trains differently from the others");
+            seen.push(a);
+        }
+        let bad = LossReweight::new().temperature(0.0);
+        let mut m = t.build_model(2, 3).unwrap();
+        let e = t.fit_reweighted(m.as_mut(), x.view(), y.view(), &TinyCe, None, None, Some(&bad)).unwrap_err();
+        assert!(matches!(e, Error::Parameter { name: "temperature", .. }), "{e}");
+    }
+
+    #[test]
+    fn reweighted_step_is_the_gradient_of_the_weighted_objective_with_constant_weights() {
+        // Full batch, plain SGD, one epoch: θ₁ = θ₀ − η ∇J(θ₀), J(θ) = Σᵢ w̃ᵢℓᵢ(θ) / Σᵢ w̃ᵢ with w̃ frozen at θ₀ (the
+        // paper treats the weights as constants). ∇J by central differences in f64.
+        use losskit_samplers::ReweightStrategy;
+        use losskit_tensor::gradcheck::numeric_gradient;
+        let (x, y) = blobs(&[12, 5, 7], 14);
+        let eta = 0.5;
+        for s in [ReweightStrategy::LinUpper, ReweightStrategy::Extremes] {
+            let rw = LossReweight::new().strategy(s).temperature(0.25);
+            let t = Trainer::new()
+                .epochs(1)
+                .batch_size(24)
+                .model(ModelSpec::Linear)
+                .optimizer(OptimizerConfig::Sgd(Sgd::new().lr(eta)));
+            let mut m = t.build_model(2, 3).unwrap();
+            let theta0 = m.params().to_owned();
+            let l0 = <TinyCe as ClassLoss<f64>>::compute(
+                &TinyCe,
+                m.forward(x.view()).unwrap().view(),
+                Targets::Hard(y.view()),
+                None,
+                false,
+            )
+            .unwrap();
+            let w = rw.batch_weights(l0.per_sample.unwrap().view()).unwrap();
+            assert!(w.iter().any(|&v| (v - 1.0).abs() > 0.05), "{s}: the weights are not trivial");
+            let mut probe = t.build_model(2, 3).unwrap();
+            let objective = |theta: &ndarray::ArrayD<f64>| {
+                probe.params_mut().assign(&theta.view().into_dimensionality::<ndarray::Ix1>().unwrap());
+                let logits = probe.forward(x.view()).unwrap();
+                let out = <TinyCe as ClassLoss<f64>>::compute(
+                    &TinyCe,
+                    logits.view(),
+                    Targets::Hard(y.view()),
+                    Some(w.view()),
+                    false,
+                );
+                out.unwrap().value
+            };
+            let g = numeric_gradient(objective, &theta0.clone().into_dyn(), 1e-6);
+            t.fit_reweighted(m.as_mut(), x.view(), y.view(), &TinyCe, None, None, Some(&rw)).unwrap();
+            let step = (&theta0 - &m.params()) / eta;
+            for (a, b) in step.iter().zip(g.iter()) {
+                assert!((a - b).abs() <= 1e-8 + 1e-6 * b.abs(), "{s}: analytic {a} vs numeric {b}");
+            }
+        }
     }
 
     #[test]

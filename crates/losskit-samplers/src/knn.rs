@@ -13,6 +13,12 @@
 //!    *lower* bound is at most the k-th smallest *upper* bound seen so far, so no row that can be among the true k
 //!    nearest is ever dropped (partial selection keeps the candidate list short: about k rows unless many rows are
 //!    within the rounding error of the k-th distance).
+//!    On x86-64 with AVX2 and FMA the tile × block product and the candidate filter are fused in one kernel
+//!    ([`KnnIndex::sweep_fused`]): the data are stored once in panels of 16 rows (`[D][16]`), six queries at a time
+//!    accumulate their 6 × 16 dot products in registers over the D features and compare them with each query's
+//!    pre-filter threshold at once, so no tile × block matrix is written or read back. The rounding bound of step 3
+//!    holds for any summation order (with or without FMA), so the candidate sets keep their guarantee; the GEMM path
+//!    remains for other CPUs and both are tested against the same oracle.
 //! 4. The candidates are re-ranked by the squared distance computed directly in `f64`, `Σ (qⱼ − bⱼ)²`, and sorted by
 //!    (distance, row index): **ties are broken by the lower data index**, as scikit-learn's brute-force search does
 //!    with its stable argsort. The returned distances are these direct ones.
@@ -144,6 +150,57 @@ pub(crate) struct KnnIndex<'a> {
     lower_norms: Vec<f32>,
     /// The relative error bound `c`.
     c: f64,
+    /// Whether [`KnnIndex::sweep_fused`] runs (x86-64 with AVX2 and FMA), else the GEMM path.
+    fused: bool,
+    /// `centered` in panels of [`PANEL`] rows, `[⌈N/16⌉][D][16]` (rows past N are zeros); empty unless `fused`.
+    panels: Vec<f32>,
+    /// `lower_norms` padded to a whole panel with NaN (never passes the `≤` filter); empty unless `fused`.
+    panel_ln: Vec<f32>,
+}
+
+/// The search state of one tile of rows in [`KnnIndex::search_all_pairs`].
+struct Tile {
+    states: Vec<RowState>,
+    /// `states[r].thr`, padded to [`QUERY_TILE`] with −∞ (rows past N never take candidates).
+    thr: Vec<f32>,
+}
+
+impl Tile {
+    /// Copies the thresholds after offers made through `states` directly.
+    fn sync(&mut self) {
+        for (t, st) in self.thr.iter_mut().zip(&self.states) {
+            *t = st.thr;
+        }
+    }
+}
+
+/// Assembles flat `[m·k]` results.
+fn neighbors(indices: Vec<usize>, distances: Vec<f64>, m: usize, k: usize) -> Result<Neighbors> {
+    let shape = (m, k);
+    let indices = Array2::from_shape_vec(shape, indices)
+        .map_err(|e| Error::Degenerate { what: format!("internal shape error: {e}") })?;
+    let distances = Array2::from_shape_vec(shape, distances)
+        .map_err(|e| Error::Degenerate { what: format!("internal shape error: {e}") })?;
+    Ok(Neighbors { indices, distances })
+}
+
+/// Data rows per panel of the fused kernel (two AVX registers).
+const PANEL: usize = 16;
+
+/// Queries per call of the fused kernel: 6 × 2 accumulators + 2 panel registers + 1 broadcast = 15 of the 16 AVX
+/// registers.
+const GROUP: usize = 6;
+
+/// Whether the CPU runs the fused kernel.
+fn fused_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// The candidate of one query: a data row with bounds on its squared distance (scaled units).
@@ -184,7 +241,10 @@ struct RowState {
 
 impl RowState {
     fn new(qn: f64, skip: Option<usize>, k: usize) -> Self {
-        RowState { cand: Vec::new(), bound: f64::INFINITY, cap: 2 * k + 8, qn, thr: f32::INFINITY, skip }
+        // Exactly `cap` slots (and exactly the doubled cap in `prune`): the all-pairs search keeps every row's state
+        // alive at once, so Vec's own doubling would cost memory there.
+        let cap = 2 * k + 8;
+        RowState { cand: Vec::with_capacity(cap), bound: f64::INFINITY, cap, qn, thr: f32::INFINITY, skip }
     }
 }
 
@@ -195,6 +255,12 @@ impl<'a> KnnIndex<'a> {
     /// Builds the index over `raw` `[N, D]`; the scale also covers `extra` (external queries) so that no scaled
     /// value exceeds 1 in magnitude.
     pub(crate) fn new(raw: ArrayView2<'a, f64>, extra: Option<ArrayView2<'_, f64>>) -> Self {
+        Self::build(raw, extra, fused_available())
+    }
+
+    /// [`KnnIndex::new`] choosing the path: `fused` only takes effect where [`fused_available`].
+    pub(crate) fn build(raw: ArrayView2<'a, f64>, extra: Option<ArrayView2<'_, f64>>, fused: bool) -> Self {
+        let fused = fused && fused_available();
         let (n, d) = raw.dim();
         let mut max_abs = raw.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
         if let Some(e) = extra {
@@ -225,8 +291,22 @@ impl<'a> KnnIndex<'a> {
         // Error of ‖q‖² + ‖b‖² − 2q·b (f32 GEMM over D terms, f32 conversion, centring, the f32 pre-filter) and of
         // the direct f64 distance, relative to ‖q‖² + ‖b‖²: conservatively (4D + 64)·u with u = 2⁻²⁴.
         let c = (4.0 * d as f64 + 64.0) * f64::from(f32::EPSILON) * 0.5;
-        let lower_norms = norms.iter().map(|&b| (b * (1.0 - 2.0 * c)) as f32).collect();
-        KnnIndex { raw, scale, mean, centered, norms, lower_norms, c }
+        let lower_norms: Vec<f32> = norms.iter().map(|&b| (b * (1.0 - 2.0 * c)) as f32).collect();
+        let (mut panels, mut panel_ln) = (Vec::new(), Vec::new());
+        if fused && d > 0 {
+            let n_panels = n.div_ceil(PANEL);
+            panels = vec![0.0_f32; n_panels * d * PANEL];
+            panels.par_chunks_mut(d * PANEL).enumerate().for_each(|(p, panel)| {
+                for l in 0..PANEL.min(n - p * PANEL) {
+                    for (t, &v) in centered.row(p * PANEL + l).iter().enumerate() {
+                        panel[t * PANEL + l] = v;
+                    }
+                }
+            });
+            panel_ln = lower_norms.clone();
+            panel_ln.resize(n_panels * PANEL, f32::NAN);
+        }
+        KnnIndex { raw, scale, mean, centered, norms, lower_norms, c, fused, panels, panel_ln }
     }
 
     fn n(&self) -> usize {
@@ -257,6 +337,17 @@ impl<'a> KnnIndex<'a> {
             return Err(Error::Degenerate { what: format!("nearest neighbours: {n} samples exceed 2³² − 1") });
         }
         let m = queries.len();
+        #[cfg(target_arch = "x86_64")]
+        if let Queries::Rows { rows, exclude_self: true } = queries
+            && self.fused
+            && m == n
+            && m > QUERY_TILE
+            && rows.iter().enumerate().all(|(i, &r)| i == r)
+        {
+            // SAFETY: `fused` is set only when the CPU has AVX2 and FMA.
+            let (indices, distances) = unsafe { self.search_all_pairs(queries, k) };
+            return neighbors(indices, distances, m, k);
+        }
         let mut indices = vec![0usize; m * k];
         let mut distances = vec![0.0f64; m * k];
         indices.par_chunks_mut(QUERY_TILE * k).zip(distances.par_chunks_mut(QUERY_TILE * k)).enumerate().for_each(
@@ -266,12 +357,194 @@ impl<'a> KnnIndex<'a> {
                 self.tile(queries, q0, q1, k, idx, dist);
             },
         );
-        let shape = (m, k);
-        let indices = Array2::from_shape_vec(shape, indices)
-            .map_err(|e| Error::Degenerate { what: format!("internal shape error: {e}") })?;
-        let distances = Array2::from_shape_vec(shape, distances)
-            .map_err(|e| Error::Degenerate { what: format!("internal shape error: {e}") })?;
-        Ok(Neighbors { indices, distances })
+        neighbors(indices, distances, m, k)
+    }
+
+    /// Every row against every other (`Queries::Rows` over all rows, own row excluded), each pair computed once.
+    ///
+    /// The rows are cut into tiles of [`QUERY_TILE`]; tile pairs (a, b), a < b, run in rounds of a round-robin
+    /// schedule, so the pairs of one round touch disjoint tiles and run in parallel. Each pair's 6 × 16 dot products
+    /// are offered both ways: to row i's candidates (data row j) and to row j's (data row i), each through its own
+    /// threshold; a tile against itself runs as the one-way sweep. Offers arrive in another order than in
+    /// [`KnnIndex::sweep_fused`], which changes only how fast the thresholds tighten, never the (exact) result.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA (`self.fused`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn search_all_pairs(&self, queries: &Queries<'_>, k: usize) -> (Vec<usize>, Vec<f64>) {
+        use std::sync::Mutex;
+        let n = self.n();
+        let d = self.centered.ncols();
+        let n_tiles = n.div_ceil(QUERY_TILE);
+        let flat = self.centered.as_slice().unwrap_or(&[]);
+        debug_assert_eq!(flat.len(), n * d);
+        let tiles: Vec<Mutex<Tile>> = (0..n_tiles)
+            .map(|t| {
+                let rows = (t * QUERY_TILE)..((t + 1) * QUERY_TILE).min(n);
+                let states: Vec<RowState> = rows.clone().map(|i| RowState::new(self.norms[i], Some(i), k)).collect();
+                let mut thr = vec![f32::NEG_INFINITY; QUERY_TILE];
+                thr[..states.len()].fill(f32::INFINITY);
+                Mutex::new(Tile { states, thr })
+            })
+            .collect();
+        let panels_per_tile = QUERY_TILE / PANEL;
+        let n_panels = self.panel_ln.len() / PANEL;
+        let lock = |t: usize| tiles[t].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Each tile against itself: the one-way sweep over its own panels.
+        (0..n_tiles).into_par_iter().for_each(|a| {
+            let mut ta = lock(a);
+            let (i0, tq) = (a * QUERY_TILE, ta.states.len());
+            let q = &flat[i0 * d..(i0 + tq) * d];
+            let (p0, p1) = (a * panels_per_tile, ((a + 1) * panels_per_tile).min(n_panels));
+            let mut r0 = 0;
+            while r0 < tq {
+                let r = if r0 + GROUP <= tq { GROUP } else { 1 };
+                // SAFETY: AVX2 and FMA (this function's contract); rows r0..r0 + r of the tile exist.
+                unsafe {
+                    if r == GROUP {
+                        self.kernel::<GROUP>(q, r0, &mut ta.states[r0..r0 + GROUP], p0, p1, k);
+                    } else {
+                        self.kernel::<1>(q, r0, &mut ta.states[r0..r0 + 1], p0, p1, k);
+                    }
+                }
+                r0 += r;
+            }
+            ta.sync();
+        });
+        // Round-robin (circle method) over an even number of slots; slot n_tiles is a bye when n_tiles is odd.
+        let slots = n_tiles + n_tiles % 2;
+        for round in 0..slots - 1 {
+            let pairs: Vec<(usize, usize)> = (0..slots / 2)
+                .map(|s| {
+                    let at = |pos: usize| if pos == 0 { slots - 1 } else { (round + pos - 1) % (slots - 1) };
+                    let (x, y) = (at(s), at(slots - 1 - s));
+                    (x.min(y), x.max(y))
+                })
+                .filter(|&(_, b)| b < n_tiles)
+                .collect();
+            pairs.into_par_iter().for_each(|(a, b)| {
+                let (mut ta, mut tb) = (lock(a), lock(b));
+                let (i0, tq) = (a * QUERY_TILE, ta.states.len());
+                let q = &flat[i0 * d..(i0 + tq) * d];
+                let (p0, p1) = (b * panels_per_tile, ((b + 1) * panels_per_tile).min(n_panels));
+                let mut r0 = 0;
+                while r0 < tq {
+                    let r = if r0 + GROUP <= tq { GROUP } else { 1 };
+                    // SAFETY: AVX2 and FMA; rows r0..r0 + r of tile a exist; panels p0..p1 are tile b's.
+                    unsafe {
+                        if r == GROUP {
+                            self.kernel_pair::<GROUP>(q, r0, i0, &mut ta.states[r0..r0 + GROUP], &mut tb, p0, p1, k);
+                        } else {
+                            self.kernel_pair::<1>(q, r0, i0, &mut ta.states[r0..r0 + 1], &mut tb, p0, p1, k);
+                        }
+                    }
+                    r0 += r;
+                }
+                ta.sync();
+            });
+        }
+        let mut indices = vec![0usize; n * k];
+        let mut distances = vec![0.0f64; n * k];
+        let tiles: Vec<Tile> =
+            tiles.into_iter().map(|t| t.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)).collect();
+        indices
+            .par_chunks_mut(QUERY_TILE * k)
+            .zip(distances.par_chunks_mut(QUERY_TILE * k))
+            .zip(tiles)
+            .enumerate()
+            .for_each(|(t, ((idx, dist), mut tile))| {
+                for (r, st) in tile.states.iter_mut().enumerate() {
+                    let (ix, ds) = (&mut idx[r * k..(r + 1) * k], &mut dist[r * k..(r + 1) * k]);
+                    self.finish(queries, t * QUERY_TILE + r, st, k, ix, ds);
+                }
+            });
+        (indices, distances)
+    }
+
+    /// `R` rows of tile a (rows `r0..r0 + R` of `q`, global index `i0 + r0 + r`) against tile b's panels `p0..p1`:
+    /// as [`KnnIndex::kernel`] for the rows of a, and the same dot products offered the other way to tile b's rows
+    /// (`lower_norm_i − 2 q_i·b_j ≤ thr_j`, with b's thresholds kept in `tb.thr`).
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `q` holds at least `r0 + R` rows of `D`; `states.len() == R`; panels `p0..p1` are tile b's.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn kernel_pair<const R: usize>(
+        &self,
+        q: &[f32],
+        r0: usize,
+        i0: usize,
+        states: &mut [RowState],
+        tb: &mut Tile,
+        p0: usize,
+        p1: usize,
+        k: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let d = self.centered.ncols();
+        debug_assert!(q.len() >= (r0 + R) * d && states.len() == R && p1 * PANEL <= self.panel_ln.len());
+        let qp = q.as_ptr();
+        let two = _mm256_set1_ps(2.0);
+        for p in p0..p1 {
+            let local = (p - p0) * PANEL;
+            // SAFETY: as `kernel`; tb.thr has QUERY_TILE ≥ local + 16 entries.
+            unsafe {
+                let base = self.panels.as_ptr().add(p * d * PANEL);
+                let mut acc = [[_mm256_setzero_ps(); 2]; R];
+                for t in 0..d {
+                    let b0 = _mm256_loadu_ps(base.add(t * PANEL));
+                    let b1 = _mm256_loadu_ps(base.add(t * PANEL + 8));
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let qv = _mm256_broadcast_ss(&*qp.add((r0 + r) * d + t));
+                        a[0] = _mm256_fmadd_ps(qv, b0, a[0]);
+                        a[1] = _mm256_fmadd_ps(qv, b1, a[1]);
+                    }
+                }
+                let ln0 = _mm256_loadu_ps(self.panel_ln.as_ptr().add(p * PANEL));
+                let ln1 = _mm256_loadu_ps(self.panel_ln.as_ptr().add(p * PANEL + 8));
+                for (r, (a, st)) in acc.iter().zip(states.iter_mut()).enumerate() {
+                    let i = i0 + r0 + r;
+                    // Row i's candidates among tile b's rows.
+                    let thr = _mm256_set1_ps(st.thr);
+                    let m0 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_fnmadd_ps(two, a[0], ln0), thr));
+                    let m1 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_fnmadd_ps(two, a[1], ln1), thr));
+                    let row_bits = (m0 as u32) | ((m1 as u32) << 8);
+                    // Tile b's rows' candidates: row i, against each one's threshold.
+                    let li = _mm256_set1_ps(self.lower_norms[i]);
+                    let t0 = _mm256_loadu_ps(tb.thr.as_ptr().add(local));
+                    let t1 = _mm256_loadu_ps(tb.thr.as_ptr().add(local + 8));
+                    let c0 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_fnmadd_ps(two, a[0], li), t0));
+                    let c1 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_fnmadd_ps(two, a[1], li), t1));
+                    let col_bits = (c0 as u32) | ((c1 as u32) << 8);
+                    if (row_bits | col_bits) != 0 {
+                        let mut g = [0.0_f32; PANEL];
+                        _mm256_storeu_ps(g.as_mut_ptr(), a[0]);
+                        _mm256_storeu_ps(g.as_mut_ptr().add(8), a[1]);
+                        let mut bits = row_bits;
+                        while bits != 0 {
+                            let l = bits.trailing_zeros() as usize;
+                            bits &= bits - 1;
+                            let j = p * PANEL + l;
+                            if self.panel_ln[j] - 2.0 * g[l] <= st.thr {
+                                self.offer(st, j, g[l], k);
+                            }
+                        }
+                        let mut bits = col_bits;
+                        while bits != 0 {
+                            let l = bits.trailing_zeros() as usize;
+                            bits &= bits - 1;
+                            let sj = &mut tb.states[local + l];
+                            if self.lower_norms[i] - 2.0 * g[l] <= sj.thr {
+                                self.offer(sj, i, g[l], k);
+                                tb.thr[local + l] = sj.thr;
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Data columns per GEMM block: keeps each GEMM small enough for matrixmultiply to run it on the calling thread
@@ -308,6 +581,18 @@ impl<'a> KnnIndex<'a> {
             };
             states.push(RowState::new(qn, skip, k));
         }
+        #[cfg(target_arch = "x86_64")]
+        if self.fused
+            && let Some(q) = qb.as_slice()
+        {
+            // SAFETY: `fused` is set only when the CPU has AVX2 and FMA; `q` holds the tile's `tq` rows of `d`.
+            unsafe { self.sweep_fused(q, &mut states, k) };
+            for (r, st) in states.iter_mut().enumerate() {
+                let (idx, dist) = (&mut out_idx[r * k..(r + 1) * k], &mut out_dist[r * k..(r + 1) * k]);
+                self.finish(queries, q0 + r, st, k, idx, dist);
+            }
+            return;
+        }
         let block = self.block().min(n);
         let mut g = Array2::<f32>::zeros((tq, block));
         let mut j0 = 0;
@@ -329,6 +614,102 @@ impl<'a> KnnIndex<'a> {
         }
         for (r, st) in states.iter_mut().enumerate() {
             self.finish(queries, q0 + r, st, k, &mut out_idx[r * k..(r + 1) * k], &mut out_dist[r * k..(r + 1) * k]);
+        }
+    }
+
+    /// The fused candidate sweep over all data for the tile's queries `q` (`[tq, D]`, row-major): the data are taken
+    /// in blocks of panels that stay in L2, and within a block six queries at a time.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, and `q.len()` must be `states.len() · D`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sweep_fused(&self, q: &[f32], states: &mut [RowState], k: usize) {
+        let d = self.centered.ncols();
+        let n_panels = self.panel_ln.len() / PANEL;
+        let tq = states.len();
+        debug_assert_eq!(q.len(), tq * d);
+        // About 128 KiB of panels per block.
+        let block = (32_768 / (PANEL * d)).max(1);
+        let mut p0 = 0;
+        while p0 < n_panels {
+            let p1 = (p0 + block).min(n_panels);
+            let mut r0 = 0;
+            while r0 + GROUP <= tq {
+                // SAFETY: as this function's contract; rows r0..r0 + GROUP exist.
+                unsafe { self.kernel::<GROUP>(q, r0, &mut states[r0..r0 + GROUP], p0, p1, k) };
+                r0 += GROUP;
+            }
+            while r0 < tq {
+                // SAFETY: as above, for one row.
+                unsafe { self.kernel::<1>(q, r0, &mut states[r0..r0 + 1], p0, p1, k) };
+                r0 += 1;
+            }
+            p0 = p1;
+        }
+    }
+
+    /// `R` queries (rows `r0..r0 + R` of `q`) against panels `p0..p1`: dot products in registers, then the
+    /// pre-filter `lower_norm_j − 2 q·b_j ≤ thr` on 16 rows at once; rows that pass are offered (rechecked one by
+    /// one against the threshold as it tightens, exactly as the GEMM path's scan does).
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `q` holds at least `r0 + R` rows of `D`; `states.len() == R`; `p1 ≤` the number of panels.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn kernel<const R: usize>(
+        &self,
+        q: &[f32],
+        r0: usize,
+        states: &mut [RowState],
+        p0: usize,
+        p1: usize,
+        k: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let d = self.centered.ncols();
+        debug_assert!(q.len() >= (r0 + R) * d && states.len() == R && p1 * PANEL <= self.panel_ln.len());
+        let qp = q.as_ptr();
+        let two = _mm256_set1_ps(2.0);
+        for p in p0..p1 {
+            // SAFETY: panel p spans panels[p·D·16 .. (p + 1)·D·16] and p < the number of panels; the query reads
+            // stay within rows r0..r0 + R of q (checked by the caller's contract).
+            unsafe {
+                let base = self.panels.as_ptr().add(p * d * PANEL);
+                let mut acc = [[_mm256_setzero_ps(); 2]; R];
+                for t in 0..d {
+                    let b0 = _mm256_loadu_ps(base.add(t * PANEL));
+                    let b1 = _mm256_loadu_ps(base.add(t * PANEL + 8));
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let qv = _mm256_broadcast_ss(&*qp.add((r0 + r) * d + t));
+                        a[0] = _mm256_fmadd_ps(qv, b0, a[0]);
+                        a[1] = _mm256_fmadd_ps(qv, b1, a[1]);
+                    }
+                }
+                let ln0 = _mm256_loadu_ps(self.panel_ln.as_ptr().add(p * PANEL));
+                let ln1 = _mm256_loadu_ps(self.panel_ln.as_ptr().add(p * PANEL + 8));
+                for (a, st) in acc.iter().zip(states.iter_mut()) {
+                    let thr = _mm256_set1_ps(st.thr);
+                    // ln − 2g: 2g is exact, so one rounding, as the scalar recheck below.
+                    let m0 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_fnmadd_ps(two, a[0], ln0), thr));
+                    let m1 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_fnmadd_ps(two, a[1], ln1), thr));
+                    let mut bits = (m0 as u32) | ((m1 as u32) << 8);
+                    if bits != 0 {
+                        let mut g = [0.0_f32; PANEL];
+                        _mm256_storeu_ps(g.as_mut_ptr(), a[0]);
+                        _mm256_storeu_ps(g.as_mut_ptr().add(8), a[1]);
+                        while bits != 0 {
+                            let l = bits.trailing_zeros() as usize;
+                            bits &= bits - 1;
+                            let j = p * PANEL + l;
+                            if self.panel_ln[j] - 2.0 * g[l] <= st.thr {
+                                self.offer(st, j, g[l], k);
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -400,6 +781,7 @@ impl<'a> KnnIndex<'a> {
             st.thr = (bound - st.qn * (1.0 - 2.0 * self.c) + ABS_SLACK) as f32;
             if st.cand.len() * 2 > st.cap {
                 st.cap *= 2;
+                st.cand.reserve_exact(st.cap - st.cand.len());
             }
         }
     }
@@ -499,6 +881,35 @@ mod tests {
                     assert!((got.distances[[i, t]] - want).abs() <= 1e-14 * (1.0 + want));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn fused_and_gemm_paths_give_the_oracle() {
+        // Both paths of the same index against the plain oracle: data sizes around the panel (16) and group (6)
+        // boundaries, several dimensions, self and external queries.
+        for (n, d, k, m) in [(17, 3, 2, 5), (33, 16, 5, 7), (250, 32, 6, 13), (1000, 5, 3, 256 + 6 + 1)] {
+            let x = random(n, d, (n * d) as u64, 0.5, 2.0);
+            let q = random(m, d, 99, 0.0, 2.5);
+            let all: Vec<usize> = (0..n).collect();
+            for fused in [false, true] {
+                let own = KnnIndex::build(x.view(), None, fused)
+                    .search(&Queries::Rows { rows: &all, exclude_self: true }, k)
+                    .unwrap();
+                assert_eq!(rows(&own), oracle(&x, &x, k, true), "self n={n} d={d} fused={fused}");
+                let ext = KnnIndex::build(x.view(), Some(q.view()), fused).search(&Queries::External(q.view()), k);
+                let ext = ext.unwrap();
+                assert_eq!(rows(&ext), oracle(&x, &q, k, false), "external n={n} d={d} fused={fused}");
+            }
+        }
+        // Exact ties on a grid, through both paths.
+        let grid = Array2::from_shape_fn((81, 2), |(i, j)| if j == 0 { (i / 9) as f64 } else { (i % 9) as f64 });
+        let all: Vec<usize> = (0..81).collect();
+        for fused in [false, true] {
+            let got = KnnIndex::build(grid.view(), None, fused)
+                .search(&Queries::Rows { rows: &all, exclude_self: true }, 8)
+                .unwrap();
+            assert_eq!(rows(&got), oracle(&grid, &grid, 8, true), "grid fused={fused}");
         }
     }
 

@@ -85,7 +85,7 @@ pub use near_miss::NearMiss;
 pub use random_over::RandomOverSampler;
 pub use random_under::RandomUnderSampler;
 pub use rcal::{ClassGaussian, Rcal};
-pub use registry::{BuildSampler, SAMPLERS, SamplerEntry, SamplerParam};
+pub use registry::{BuildSampler, SAMPLERS, SamplerEntry, SamplerKind, SamplerParam};
 pub use reweight::{LossReweight, ReweightStrategy, reweight};
 pub use smote::Smote;
 pub use smote_nc::SmoteNc;

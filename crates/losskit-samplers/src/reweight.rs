@@ -192,6 +192,29 @@ impl LossReweight {
         w /= sum;
         Ok(w)
     }
+
+    /// The weights rescaled to mean 1, `B·wᵢ` `[B]`, for a loss that takes per-sample weights.
+    ///
+    /// ```text
+    /// eᵢ = exp((fᵢ − max f)/r)        w̃ᵢ = eᵢ / (Σⱼ eⱼ / B)  = B·wᵢ
+    /// ```
+    /// With a weighted-mean reduction (`Σ w̃ᵢℓᵢ / Σ w̃ᵢ`) the objective is the paper's `Σ wᵢℓᵢ`; with a sum reduction it
+    /// is `B · Σ wᵢℓᵢ`, on the scale of the unweighted sum. The uniform strategy (and equal losses) gives exactly 1.0
+    /// for every sample (`eᵢ = 1`, `Σ eⱼ = B` exactly), so a trainer using these weights reproduces the unweighted
+    /// objective bit for bit.
+    ///
+    /// # Errors
+    /// As [`LossReweight::weights`].
+    pub fn batch_weights(&self, losses: ArrayView1<'_, f64>) -> Result<Array1<f64>> {
+        let normalized = self.normalized(losses)?;
+        let scores = normalized.mapv(|l| self.strategy.score(l, self.delta));
+        let max = scores.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        let r = self.temperature;
+        let mut w = scores.mapv(|f| ((f - max) / r).exp());
+        let mean = w.sum() / w.len() as f64; // ≥ 1/B: the maximum contributes exp(0)
+        w /= mean;
+        Ok(w)
+    }
 }
 
 /// The weights of [`LossReweight`] with δ = 1: `softmax(f(ℓ̂)/r)` for the given strategy and temperature `r`.
@@ -247,6 +270,23 @@ mod tests {
         assert!(flat.iter().all(|v| (v - 0.25).abs() < 1e-2));
         let u = reweight(l.view(), ReweightStrategy::Uniform, 1.0).unwrap();
         assert!(u.iter().all(|v| (v - 0.25).abs() < 1e-15));
+    }
+
+    #[test]
+    fn batch_weights_are_b_times_the_weights_and_exactly_one_when_uniform() {
+        let l = array![0.3, 2.0, 0.9, 0.1, 5.0];
+        for s in [ReweightStrategy::LinUpper, ReweightStrategy::Quadratic, ReweightStrategy::Extremes] {
+            let rw = LossReweight::new().strategy(s).temperature(0.7);
+            let w = rw.weights(l.view()).unwrap();
+            let b = rw.batch_weights(l.view()).unwrap();
+            for (wi, bi) in w.iter().zip(&b) {
+                assert!((5.0 * wi - bi).abs() < 1e-14, "{s}: {wi} {bi}");
+            }
+        }
+        let u = LossReweight::new().strategy(ReweightStrategy::Uniform).batch_weights(l.view()).unwrap();
+        assert!(u.iter().all(|&v| v == 1.0));
+        let same = LossReweight::new().batch_weights(Array1::from_elem(7, 0.4).view()).unwrap();
+        assert!(same.iter().all(|&v| v == 1.0));
     }
 
     #[test]

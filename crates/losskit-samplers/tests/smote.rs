@@ -316,7 +316,7 @@ fn counts_follow_the_strategy() {
 fn bad_input_never_panics() {
     let x = array![[0.0, 1.0], [1.0, 2.0], [2.0, 3.0], [3.0, 1.0], [4.0, 0.0], [5.0, 2.0]];
     let y = array![0_i64, 0, 0, 0, 1, 1];
-    for entry in registry::SAMPLERS {
+    for entry in registry::resamplers() {
         let s = entry.build_default().unwrap();
         let name = entry.name;
         // mismatched lengths, empty, zero features, non-finite, single class
