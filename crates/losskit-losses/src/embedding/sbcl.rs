@@ -8,7 +8,8 @@ use rayon::prelude::*;
 use losskit_tensor::norm::{l2_normalize_backward, l2_normalize_rows};
 use losskit_tensor::{Error, Real, Reduction, Result, check};
 
-use crate::core::EmbeddingOutput;
+use crate::core::{EmbeddingLoss, EmbeddingOutput, Reference};
+use crate::registry::{BuiltLoss, Family, LossEntry, MetricForms, ParamSpec, Params, Range, param};
 
 /// Subclass-balancing contrastive loss (the official code's `SupConLoss_rank`).
 ///
@@ -246,6 +247,138 @@ impl Sbcl {
         })
     }
 }
+
+/// SBCL as the registry builds it: an [`EmbeddingLoss`] on rows with per-row labels `[N]`, the N = V·B rows being V
+/// views of B samples stacked view-major ([`stack_views`](crate::stack_views) order), so row r's labels must equal
+/// row (r mod B)'s. Subclass ids and class temperatures are the vector parameters `subclass_labels` `[N]` (per row,
+/// global non-negative integer ids) and `class_temperature` `[C]`. Without `subclass_labels` every class is one
+/// subclass (subclass = class: the clustering's K_c = 1 for every class, spec §6.2), so the first term is
+/// (τ₁/τ_b)·SupCon over the classes and the ranking term only pulls each anchor's other views. No reference set.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SbclRows {
+    loss: Sbcl,
+    views: usize,
+    subclass_labels: Option<Vec<i64>>,
+    class_temperature: Option<Vec<f64>>,
+}
+
+impl SbclRows {
+    fn from_params(p: &Params) -> Result<Self> {
+        let loss = Sbcl {
+            temperature: p.f64("temperature")?,
+            base_temperature: p.f64("base_temperature")?,
+            gamma: p.f64("gamma")?,
+            reduction: p.reduction(),
+        };
+        loss.check()?;
+        let views = p.f64("views")?;
+        if !(views.is_finite() && views >= 1.0 && views.fract() == 0.0 && views <= u32::MAX as f64) {
+            return Err(Error::Parameter { name: "views", value: views, reason: "must be an integer ≥ 1" });
+        }
+        let subclass_labels = match p.vector("subclass_labels")? {
+            Some(v) => {
+                if let Some(&bad) = v.iter().find(|&&s| s < 0.0 || s.fract() != 0.0 || s > i64::MAX as f64) {
+                    return Err(Error::Parameter {
+                        name: "subclass_labels",
+                        value: bad,
+                        reason: "subclass ids must be integers ≥ 0",
+                    });
+                }
+                Some(v.iter().map(|&s| s as i64).collect())
+            }
+            None => None,
+        };
+        let class_temperature = match p.vector("class_temperature")? {
+            Some(v) => {
+                if let Some(&bad) = v.iter().find(|&&t| t <= 0.0) {
+                    return Err(Error::Parameter {
+                        name: "class_temperature",
+                        value: bad,
+                        reason: "every class temperature must be > 0",
+                    });
+                }
+                Some(v.to_vec())
+            }
+            None => None,
+        };
+        Ok(Self { loss, views: views as usize, subclass_labels, class_temperature })
+    }
+}
+
+impl<F: Real> EmbeddingLoss<F> for SbclRows {
+    fn compute(
+        &self,
+        embeddings: ArrayView2<'_, F>,
+        labels: ArrayView1<'_, i64>,
+        reference: Option<Reference<'_, F>>,
+        grad: bool,
+    ) -> Result<EmbeddingOutput<F>> {
+        if let Some(r) = &reference {
+            super::metrix::refuse_reference("sbcl", &embeddings, &labels, r)?;
+        }
+        super::driver::check_embeddings("embeddings", "labels", &embeddings, &labels)?;
+        let n = embeddings.nrows();
+        if !n.is_multiple_of(self.views) {
+            return Err(Error::Shape {
+                arg: "embeddings",
+                expected: format!("[V·B, D] with V = {} views", self.views),
+                got: embeddings.shape().to_vec(),
+            });
+        }
+        let b = n / self.views;
+        let sub: Vec<i64> = match &self.subclass_labels {
+            Some(s) => {
+                check::shape("subclass_labels", &[s.len()], &[Some(n)])?;
+                s.clone()
+            }
+            None => labels.to_vec(),
+        };
+        for r in b..n {
+            if labels[r] != labels[r % b] || sub[r] != sub[r % b] {
+                return Err(Error::Input {
+                    what: format!(
+                        "labels/subclass_labels: row {r} (view {} of sample {}) differs from row {} ({} views)",
+                        r / b,
+                        r % b,
+                        r % b,
+                        self.views
+                    ),
+                });
+            }
+        }
+        let t2 = self.class_temperature.as_ref().map(|t| ArrayView1::from(t.as_slice()));
+        self.loss.compute(embeddings, labels.slice(ndarray::s![..b]), ArrayView1::from(&sub[..b]), t2, grad)
+    }
+}
+
+const PARAMS: &[ParamSpec] = &[
+    param("temperature", "0.1", Range::Positive, "τ₁: instance/subclass temperature (official temperature)"),
+    param("base_temperature", "0.07", Range::Positive, "τ_b (official base_temperature)"),
+    param("gamma", "0.25", Range::NonNegative, "γ: weight of the class-level ranking term (official grama)"),
+    param("views", "1", Range::IntAtLeast(1), "V: the rows are V views of B samples, stacked view-major"),
+    param("subclass_labels", "none", Range::Vector, "global subclass id per row [N] (none: subclass = class)"),
+    param("class_temperature", "none", Range::Vector, "τ₂ per class [C] (none: τ₁ for every class)"),
+];
+
+fn build(p: &Params) -> Result<BuiltLoss> {
+    SbclRows::from_params(p).map(|_| BuiltLoss::default())
+}
+
+pub(crate) fn build_metric(p: &Params) -> Result<MetricForms> {
+    Ok(MetricForms { embedding: Some(Box::new(SbclRows::from_params(p)?)), proxy: None })
+}
+
+/// Registry entry.
+pub(crate) const ENTRY: LossEntry = LossEntry {
+    name: "sbcl",
+    family: Family::Embedding,
+    summary: "subclass-balancing contrastive loss: subclass SupCon + class-level ranking (official SupConLoss_rank)",
+    paper: "hou2023sbcl",
+    reference: "Hou, Yu, Ding, Tao, Chen, Zhou, Wu (2023), Subclass-balancing Contrastive Learning for Long-tailed \
+                Recognition, ICCV, arXiv:2306.15925",
+    params: PARAMS,
+    build,
+};
 
 #[cfg(test)]
 mod tests {

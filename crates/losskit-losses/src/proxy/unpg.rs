@@ -10,6 +10,7 @@ use losskit_tensor::{Real, Reduction, Result, check};
 use super::driver;
 use crate::core::{ProxyLoss, ProxyOutput};
 use crate::proxy::{ArcFace, CosFace};
+use crate::registry::{BuiltLoss, Family, LossEntry, MetricForms, ParamSpec, Params, Range, param};
 
 /// The margin softmax UNPG extends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,6 +324,82 @@ impl<F: Real> ProxyLoss<F> for Unpg {
         })
     }
 }
+
+impl Unpg {
+    /// Builds the config from registry parameters (and checks it); `margin = none` is the base's default (CosFace
+    /// 0.35, ArcFace 28.6°).
+    ///
+    /// # Errors
+    /// As [`Unpg::check`]; [`losskit_tensor::Error::ParameterText`] for an unknown `base`.
+    pub fn from_params(p: &Params) -> Result<Self> {
+        let base = match p.text("base")? {
+            "cosface" => UnpgBase::CosFace,
+            "arcface" => UnpgBase::ArcFace,
+            other => {
+                return Err(losskit_tensor::Error::ParameterText {
+                    name: "base".into(),
+                    value: other.into(),
+                    reason: "expected one of cosface, arcface".into(),
+                });
+            }
+        };
+        let default = match base {
+            UnpgBase::CosFace => 0.35,
+            UnpgBase::ArcFace => 28.6,
+        };
+        let cfg = Self {
+            base,
+            margin: p.opt_f64("margin")?.unwrap_or(default),
+            scale: p.f64("scale")?,
+            whisker: p.f64("whisker")?,
+            reduction: p.reduction(),
+        };
+        cfg.check()?;
+        Ok(cfg)
+    }
+}
+
+const PARAMS: &[ParamSpec] = &[
+    param(
+        "base",
+        "cosface",
+        Range::Choice(&["cosface", "arcface"]),
+        "the margin softmax extended (CosFace or ArcFace)",
+    ),
+    param(
+        "margin",
+        "none",
+        Range::NonNegative,
+        "the base's margin: CosFace cosine margin (0.35), ArcFace degrees (28.6)",
+    ),
+    param("scale", "64", Range::Positive, "s: logit scale (official head.zoo.yaml, PML)"),
+    param(
+        "whisker",
+        "1.5",
+        Range::NonNegative,
+        "k: box-and-whisker factor of the negative-pair filter (official wisk)",
+    ),
+];
+
+fn build(p: &Params) -> Result<BuiltLoss> {
+    Unpg::from_params(p).map(|_| BuiltLoss::default())
+}
+
+pub(crate) fn build_metric(p: &Params) -> Result<MetricForms> {
+    Ok(MetricForms { embedding: None, proxy: Some(Box::new(Unpg::from_params(p)?)) })
+}
+
+/// Registry entry.
+pub(crate) const ENTRY: LossEntry = LossEntry {
+    name: "unpg",
+    family: Family::Proxy,
+    summary: "UNPG: CosFace/ArcFace softmax plus the batch's filtered negative-pair similarities (official code)",
+    paper: "jung2022unpg",
+    reference: "Jung, Chi, Jung, Chung, Ko, Kim (2022), Unified Negative Pair Generation toward Well-discriminative \
+                Feature Space for Face Recognition, BMVC, arXiv:2203.11593",
+    params: PARAMS,
+    build,
+};
 
 #[cfg(test)]
 mod tests {
