@@ -461,9 +461,19 @@ impl_metric_float!(f64);
 /// `losskit loss` for the embedding family (`embeddings` [N, D] + `labels` [N], optional `reference_embeddings`
 /// [R, D] + `reference_labels` [R]) and the proxy family (adds `proxies` [C, D]).
 fn run_metric(entry: &LossEntry, params: &Params, input: &mut NpzInput, args: &LossArgs) -> anyhow::Result<()> {
+    // Vector parameters (sbcl's `subclass_labels`, `class_temperature`) come from arrays of the same name.
+    let vectors: Vec<&str> = entry.params.iter().filter(|p| p.range == Range::Vector).map(|p| p.name).collect();
+    let mut params = params.clone();
+    for name in &vectors {
+        if input.has(name) {
+            let v = read_vector(input, name)?;
+            params.set_vector(name, v)?;
+        }
+    }
+    let params = &params;
     let forms = entry.build_metric(params).with_context(|| format!("building {}", entry.name))?;
     let proxy = forms.proxy.is_some();
-    let (needs, reads): (&str, &[&str]) = if proxy {
+    let (needs, base_reads): (&str, &[&str]) = if proxy {
         (
             "`embeddings` [N, D], `labels` [N] (int32/int64, in 0..C) and `proxies` [C, D]",
             &["embeddings", "labels", "proxies"],
@@ -475,6 +485,7 @@ fn run_metric(entry: &LossEntry, params: &Params, input: &mut NpzInput, args: &L
             &["embeddings", "labels", "reference_embeddings", "reference_labels"],
         )
     };
+    let reads: Vec<&str> = base_reads.iter().copied().chain(vectors.iter().copied()).collect();
     let found = if input.names().is_empty() { "no arrays".to_string() } else { input.names().join(", ") };
     if let Some(extra) = input.names().iter().find(|n| !reads.contains(&n.as_str())) {
         return Err(bad(format!(
@@ -492,6 +503,18 @@ fn run_metric(entry: &LossEntry, params: &Params, input: &mut NpzInput, args: &L
         AnyArray::F64(a) => compute_metric::<f64>(&forms, a, input, params.reduction(), args),
         other => Err(bad(format!("array `embeddings` has dtype {}; expected float32 or float64", other.dtype()))),
     }
+}
+
+/// A 1-D array of any numeric dtype as f64 (a vector parameter of a metric loss, e.g. integer subclass ids).
+fn read_vector(input: &mut NpzInput, name: &str) -> anyhow::Result<Vec<f64>> {
+    let a: ArrayD<f64> = match input.read(name)? {
+        AnyArray::F64(a) => a,
+        AnyArray::F32(a) => a.mapv(f64::from),
+        AnyArray::I64(a) => a.mapv(|v| v as f64),
+        AnyArray::I32(a) => a.mapv(f64::from),
+    };
+    let v: Array1<f64> = dims(name, a, "1-D")?;
+    Ok(v.to_vec())
 }
 
 fn compute_metric<F: MetricFloat>(

@@ -166,6 +166,142 @@ fn cosface_writes_both_gradients() {
 }
 
 #[test]
+fn unpg_sbcl_and_metrix_match_the_library() {
+    use losskit::losses::{Metrix, MetrixBase, MetrixMode, Sbcl, Unpg};
+    let d = Dir::new();
+    // UNPG (proxy form).
+    let (x, y, w) = (embeddings(10, 4), labels(10, 3), embeddings(3, 4).mapv(|v| v - 0.2));
+    let input = d.input(vec![
+        ("embeddings", A::F64(x.clone().into_dyn())),
+        ("labels", A::I64(y.clone().into_dyn())),
+        ("proxies", A::F64(w.clone().into_dyn())),
+    ]);
+    good(&d.run("unpg", &input, &["--set", "scale=8", "--set", "base=arcface"]));
+    let want = Unpg::arcface().scale(8.0).compute(x.view(), y.view(), w.view(), true).unwrap();
+    assert_eq!(names(&d.out()), ["grad_embeddings", "grad_proxies", "loss"]);
+    assert_eq!(read::<f64, ndarray::Ix0>(&d.out(), "loss").into_scalar(), want.value);
+    close(&read::<f64, _>(&d.out(), "grad_proxies"), &want.grad_proxies.unwrap(), 1e-15);
+    // Metrix on proxy-anchor (proxy form), fixed λ and mode.
+    let d = Dir::new();
+    let input = d.input(vec![
+        ("embeddings", A::F64(x.clone().into_dyn())),
+        ("labels", A::I64(y.clone().into_dyn())),
+        ("proxies", A::F64(w.clone().into_dyn())),
+    ]);
+    good(&d.run(
+        "metrix",
+        &input,
+        &["--set", "base=proxy-anchor", "--set", "lambda=0.3", "--set", "mode=positive-negative"],
+    ));
+    let m = Metrix::new().base(MetrixBase::ProxyAnchor).lambda(Some(0.3)).mode(Some(MetrixMode::PositiveNegative));
+    let want = ProxyLoss::<f64>::compute(&m, x.view(), y.view(), w.view(), true).unwrap();
+    assert_eq!(read::<f64, ndarray::Ix0>(&d.out(), "loss").into_scalar(), want.value);
+    close(&read::<f64, _>(&d.out(), "grad_embeddings"), &want.grad.unwrap(), 1e-15);
+    // Metrix on contrastive (embedding form), seeded draw.
+    let d = Dir::new();
+    let input = d.input(vec![("embeddings", A::F64(x.clone().into_dyn())), ("labels", A::I64(y.clone().into_dyn()))]);
+    good(&d.run("metrix", &input, &["--set", "seed=7"]));
+    let want = EmbeddingLoss::<f64>::compute(&Metrix::new().seed(7), x.view(), y.view(), None, true).unwrap();
+    assert_eq!(read::<f64, ndarray::Ix0>(&d.out(), "loss").into_scalar(), want.value);
+    close(&read::<f64, _>(&d.out(), "grad_embeddings"), &want.grad.unwrap(), 1e-15);
+    // SBCL: two views of 6 samples, subclass ids per row (int32) and class temperatures from the file.
+    let d = Dir::new();
+    let (x, yb) = (embeddings(12, 4), labels(6, 2));
+    let sub = Array1::from_shape_fn(6, |i| yb[i] * 2 + (i as i64 % 2));
+    let rows = |v: &Array1<i64>| ndarray::concatenate![ndarray::Axis(0), *v, *v];
+    let t2 = ndarray::array![0.2_f64, 0.3];
+    let input = d.input(vec![
+        ("embeddings", A::F64(x.clone().into_dyn())),
+        ("labels", A::I64(rows(&yb).into_dyn())),
+        ("subclass_labels", A::I32(rows(&sub).mapv(|v| v as i32).into_dyn())),
+        ("class_temperature", A::F64(t2.clone().into_dyn())),
+    ]);
+    good(&d.run("sbcl", &input, &["--set", "views=2", "--set", "temperature=0.2"]));
+    let want = Sbcl::new().temperature(0.2).compute(x.view(), yb.view(), sub.view(), Some(t2.view()), true).unwrap();
+    assert_eq!(read::<f64, ndarray::Ix0>(&d.out(), "loss").into_scalar(), want.value);
+    close(&read::<f64, _>(&d.out(), "grad_embeddings"), &want.grad.unwrap(), 1e-15);
+    // A negative subclass id is bad input (exit 2, one line).
+    let d = Dir::new();
+    let input = d.input(vec![
+        ("embeddings", A::F64(x.clone().into_dyn())),
+        ("labels", A::I64(rows(&yb).into_dyn())),
+        ("subclass_labels", A::I64(Array1::from_elem(12, -1_i64).into_dyn())),
+    ]);
+    let err = bad(&d.run("sbcl", &input, &["--set", "views=2"]), &d.out(), "negative subclass id");
+    assert!(err.contains("subclass_labels"), "{err}");
+}
+
+/// The registry-format cases of the losses crate's fixtures (`tools/fixtures/gen_metric_learning.py`) run through
+/// the binary for these losses: the written loss and gradients equal the torch restatement of the authors' code.
+const FIXTURE_LOSSES: &[&str] = &["proto-triplet", "icnn"];
+
+fn fixture_matrix(v: &serde_json::Value) -> Array2<f64> {
+    let rows: Vec<Vec<f64>> = v
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r.as_array().expect("row").iter().map(|x| x.as_f64().expect("number")).collect())
+        .collect();
+    let c = rows.first().map_or(0, Vec::len);
+    Array2::from_shape_vec((rows.len(), c), rows.concat()).expect("rectangular")
+}
+
+fn fixture_labels(v: &serde_json::Value) -> Array1<i64> {
+    v.as_array().expect("labels").iter().map(|x| x.as_i64().expect("int")).collect()
+}
+
+#[test]
+fn proto_triplet_and_icnn_fixture_cases_run_through_the_cli() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../losskit-losses/tests/fixtures/metric_learning.json");
+    let text = std::fs::read_to_string(&path).expect("reading the metric-learning fixtures");
+    let fx: serde_json::Value = serde_json::from_str(&text).expect("parsing the metric-learning fixtures");
+    let mut seen = Vec::new();
+    for case in fx["cases"].as_array().expect("cases") {
+        let loss = case["loss"].as_str().expect("loss");
+        if !FIXTURE_LOSSES.contains(&loss) {
+            continue;
+        }
+        let name = case["name"].as_str().expect("name");
+        seen.push(loss);
+        let d = Dir::new();
+        let mut arrays = vec![
+            ("embeddings", A::F64(fixture_matrix(&case["embeddings"]).into_dyn())),
+            ("labels", A::I64(fixture_labels(&case["labels"]).into_dyn())),
+        ];
+        let mut grads = vec![("grad_embeddings", "grad")];
+        if let Some(w) = case.get("proxies") {
+            arrays.push(("proxies", A::F64(fixture_matrix(w).into_dyn())));
+            grads.push(("grad_proxies", "grad_proxies"));
+        }
+        if let Some(r) = case.get("reference_embeddings") {
+            arrays.push(("reference_embeddings", A::F64(fixture_matrix(r).into_dyn())));
+            arrays.push(("reference_labels", A::I64(fixture_labels(&case["reference_labels"]).into_dyn())));
+            grads.push(("grad_reference_embeddings", "grad_reference"));
+        }
+        let input = d.input(arrays);
+        let sets: Vec<String> = case["params"]
+            .as_object()
+            .expect("params")
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().expect("text")))
+            .collect();
+        let extra: Vec<&str> = sets.iter().flat_map(|s| ["--set", s.as_str()]).collect();
+        let o = d.run(loss, &input, &extra);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        let value = read::<f64, ndarray::Ix0>(&d.out(), "loss").into_scalar();
+        let want = case["value"].as_f64().expect("value");
+        assert!((value - want).abs() <= 1e-9 * (1.0 + want.abs()), "{name}: {value} vs {want}");
+        for (output, key) in grads {
+            let got: Array2<f64> = read(&d.out(), output);
+            close(&got, &fixture_matrix(&case[key]), 1e-9);
+        }
+    }
+    for loss in FIXTURE_LOSSES {
+        assert!(seen.contains(loss), "{loss} has no fixture case");
+    }
+}
+
+#[test]
 fn repeat_prints_one_timing_line_and_no_output_prints_the_value() {
     let d = Dir::new();
     let (x, y) = (embeddings(16, 4), labels(16, 4));

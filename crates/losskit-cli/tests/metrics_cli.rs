@@ -213,6 +213,31 @@ fn retrieval_from_embeddings_and_from_query_reference_pairs() {
     let want =
         summary::retrieval_report(q.view(), ql.view(), Some((r.view(), rl.view())), &RetrievalConfig::new()).unwrap();
     assert_same(&v, &want);
+    // The ICNN score (k = 4, raw Euclidean) is the library's, with the reference set as the ranked rows.
+    let icnn = losskit::metrics::icnn_score(q.view(), ql.view(), Some((r.view(), rl.view())), 4, None).unwrap();
+    assert_eq!(v["icnn_score"].as_f64(), Some(icnn));
+}
+
+#[test]
+fn retrieval_report_has_the_icnn_score() {
+    let c = Case::new();
+    // Three tight, well-separated clusters of 6: the k + 1 = 5 neighbours searched are all of the row's class, so
+    // γ = λ_s = λ_d = 1 and the score is 1 up to its ε.
+    let e = Array2::from_shape_fn((18, 2), |(i, j)| ((i % 3) * 10) as f64 + ((i * 5 + j * 3) % 7) as f64 * 0.01);
+    let l: Array1<i64> = (0..18).map(|i| (i % 3) as i64).collect();
+    let input = c.npz(vec![("embeddings", A::F64(e.clone().into_dyn())), ("labels", A::I64(l.clone().into_dyn()))]);
+    let v = json(&run(&["metrics", "--input", &input, "--task", "retrieval", "--json"]));
+    let want = losskit::metrics::icnn_score(e.view(), l.view(), None, 4, None).unwrap();
+    assert_eq!(v["icnn_score"].as_f64(), Some(want));
+    assert!((want - 1.0).abs() < 1e-6, "{want}");
+    // Mixing the labels lowers it.
+    let mixed: Array1<i64> = (0..18).map(|i| (i % 2) as i64).collect();
+    let input = c.npz(vec![("embeddings", A::F64(e.clone().into_dyn())), ("labels", A::I64(mixed.into_dyn()))]);
+    let v = json(&run(&["metrics", "--input", &input, "--task", "retrieval", "--json"]));
+    assert!(v["icnn_score"].as_f64().is_some_and(|s| s < want), "{v}");
+    // The text report names it too.
+    let out = run(&["metrics", "--input", &input, "--task", "retrieval"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("icnn_score"));
 }
 
 #[test]

@@ -65,6 +65,10 @@ pub use crate::embedding::{
     stack_views,
 };
 pub use crate::embedding::{CosineNcm, CrossBatchMemory, Sbcl};
+pub use crate::embedding::{
+    EPISODIC_SQRT_EPS, EpisodeOutput, ICNN_EPS, IcnnLoss, IcnnMode, IcnnScore, ProtoTriplet, Prototypes, icnn_score,
+};
+pub use crate::embedding::{Metrix, MetrixBase, MetrixDraw, MetrixMode};
 pub use crate::proxy::{ArcFace, CosFace, NormalizedSoftmax, ProxyAnchor};
 pub use crate::proxy::{Unpg, UnpgBase, box_and_whisker};
 pub use losskit_tensor::{Error, Real, Reduction, Result};
@@ -100,4 +104,9 @@ pub static LOSSES: &[LossEntry] = &[
     proxy::normalized_softmax::ENTRY,
     proxy::cosface::ENTRY,
     proxy::arcface::ENTRY,
+    proxy::unpg::ENTRY,
+    embedding::sbcl::ENTRY,
+    embedding::metrix::ENTRY,
+    embedding::episodic::PROTO_TRIPLET_ENTRY,
+    embedding::episodic::ICNN_ENTRY,
 ];

@@ -11,9 +11,11 @@
 mod classification;
 mod classification_b;
 mod common;
+mod episodic;
 mod identities;
 mod metric_learning;
 mod metric_learning_b;
+mod metrix;
 mod oracle;
 mod registry;
 mod suites;

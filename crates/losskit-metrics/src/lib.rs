@@ -23,7 +23,8 @@
 //! [`ReliabilityDiagram`]) and [`ProperScores`] (scikit-learn's Brier score and log loss). Multi-label ranking:
 //! [`LabelRanking`] (label ranking average precision, coverage error, ranking loss). Retrieval: exact [`knn`] by
 //! blocked GEMM, [`retrieval_metrics`] / [`RetrievalState`] (precision@1, R-precision, MAP@R, MAP, MRR as
-//! pytorch-metric-learning's `AccuracyCalculator`, plus Recall@K, Precision@K, NDCG) and Metrix's [`utilization`].
+//! pytorch-metric-learning's `AccuracyCalculator`, plus Recall@K, Precision@K, NDCG), Metrix's [`utilization`] and
+//! the ICNN neighbourhood score of Mendez-Ruiz et al. (2023) ([`icnn_score`], [`IcnnState`]).
 //!
 //! [`summary`] builds the reports of `losskit metrics`. [`registry::METRICS`]
 //! lists every metric with its parameters and reference implementation.
@@ -62,6 +63,7 @@
 mod agreement;
 mod calibration;
 mod confusion;
+mod icnn;
 mod inductive_bias;
 mod label_ranking;
 mod multilabel;
@@ -78,6 +80,7 @@ mod topk;
 pub use agreement::{KappaConfig, KappaWeights};
 pub use calibration::{CalibrationError, CalibrationNorm, ProperScores, ReliabilityDiagram};
 pub use confusion::ConfusionMatrix;
+pub use icnn::{IcnnState, icnn_score};
 pub use inductive_bias::{InductiveBias, InductiveBiasState, NoncentralChi2, inductive_bias};
 pub use label_ranking::LabelRanking;
 pub use losskit_tensor::{Error, Result};

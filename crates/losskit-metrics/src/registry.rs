@@ -25,7 +25,8 @@ pub struct MetricEntry {
     /// One line.
     pub summary: &'static str,
     /// The reference implementation the values match: a scikit-learn function (`sklearn.metrics.f1_score`), or an
-    /// imbalanced-learn, torchmetrics, pytorch-metric-learning or scipy one where scikit-learn has none.
+    /// imbalanced-learn, torchmetrics, pytorch-metric-learning or scipy one where scikit-learn has none, or the
+    /// authors' code (`maumruiz/FSL-Loss:…`) where no library has the metric.
     pub reference: &'static str,
     /// The inputs, with shapes.
     pub inputs: &'static str,
@@ -154,6 +155,18 @@ const AVG_OF_AVGS: MetricParam = MetricParam {
     default: "false",
     values: "true | false",
     summary: "average per class first, then over classes",
+};
+const ICNN_K: MetricParam = MetricParam {
+    name: "k",
+    default: "4",
+    values: "≥ 1",
+    summary: "neighbours scored (the authors' modified_score default 4); clamped to M − 2",
+};
+const ICNN_IPC: MetricParam = MetricParam {
+    name: "ipc",
+    default: "0",
+    values: "0 (automatic: k + 1) | an integer ≥ 1",
+    summary: "neighbours searched per row (the authors' instances per class)",
 };
 const CALIBRATION_INPUTS: &str = "binary: y_true [N] in {0, 1}, y_prob [N] in [0, 1]; multiclass: y_prob [N, C]";
 const LABEL_RANKING_INPUTS: &str = "y_true [N, L] 0/1, y_score [N, L] finite";
@@ -467,6 +480,14 @@ pub static METRICS: &[MetricEntry] = &[
         api: "utilization",
         params: &[],
     },
+    MetricEntry {
+        name: "icnn-score",
+        summary: "ICNN neighbourhood score in (0, 1], higher is better separated (Mendez-Ruiz et al. 2023)",
+        reference: "maumruiz/FSL-Loss:algorithms/icnn_loss.py:modified_score",
+        inputs: "embeddings [N, D] + labels [N], optional reference [M, D] + reference_labels [M] (raw Euclidean)",
+        api: "icnn_score / IcnnState",
+        params: &[ICNN_K, ICNN_IPC],
+    },
     crate::neural_collapse::ENTRIES[0],
     crate::neural_collapse::ENTRIES[1],
     crate::neural_collapse::ENTRIES[2],
@@ -506,7 +527,9 @@ mod tests {
                     "torchmetrics.",
                     "pytorch_metric_learning.",
                     "scipy.",
-                    "numpy."
+                    "numpy.",
+                    // Authors' code, where no library has the metric (ICNN score).
+                    "maumruiz/FSL-Loss:",
                 ]
                 .iter()
                 .any(|p| e.reference.starts_with(p)),
@@ -535,7 +558,7 @@ mod tests {
                 "weights" => p.default.parse::<crate::KappaWeights>().is_ok(),
                 "correction" | "max_fpr" => p.default.parse::<f64>().is_ok(),
                 "k" => p.default.parse::<usize>().is_ok() || p.default.parse::<crate::RetrievalK>().is_ok(),
-                "thresholds" | "n_bins" => p.default.parse::<usize>().is_ok(),
+                "thresholds" | "n_bins" | "ipc" => p.default.parse::<usize>().is_ok(),
                 "norm" => p.default.parse::<crate::CalibrationNorm>().is_ok(),
                 "distance" => p.default.parse::<crate::Distance>().is_ok(),
                 "avg_of_avgs" => p.default.parse::<bool>().is_ok(),

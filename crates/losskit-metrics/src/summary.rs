@@ -226,8 +226,13 @@ pub fn multilabel_ranking_report(y_true: ArrayView2<'_, i64>, y_score: ArrayView
     Ok(out)
 }
 
+/// k of the `icnn_score` key of [`retrieval_report`] (the authors' `modified_score` default; ipc automatic, k + 1).
+pub const REPORT_ICNN_K: usize = 4;
+
 /// Retrieval keys ([`RetrievalReport::to_pairs`](crate::RetrievalReport::to_pairs): `precision_at_1`,
-/// `r_precision`, `map_at_r`, …) of `query` rows against `reference` rows, or against themselves without a reference.
+/// `r_precision`, `map_at_r`, …) of `query` rows against `reference` rows, or against themselves without a reference,
+/// then `icnn_score`: [`icnn_score`](crate::icnn_score) with k = [`REPORT_ICNN_K`] on raw Euclidean distances
+/// (whatever `cfg`'s distance), NaN when there are fewer than 3 reference rows.
 ///
 /// # Errors
 /// The errors of [`retrieval_metrics`].
@@ -237,7 +242,15 @@ pub fn retrieval_report(
     reference: Option<(ArrayView2<'_, f64>, ArrayView1<'_, i64>)>,
     cfg: &RetrievalConfig,
 ) -> Result<Pairs> {
-    Ok(retrieval_metrics(query, query_labels, reference, cfg)?.to_pairs())
+    let mut out = retrieval_metrics(query, query_labels, reference, cfg)?.to_pairs();
+    // The score ranks each row's neighbours after dropping the first: under 3 reference rows it does not exist.
+    let icnn = match crate::icnn_score(query, query_labels, reference, REPORT_ICNN_K, None) {
+        Ok(v) => v,
+        Err(Error::Degenerate { .. }) => f64::NAN,
+        Err(e) => return Err(e),
+    };
+    push(&mut out, "icnn_score", icnn);
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod bad_input;
 mod calibration;
 mod extra;
+mod icnn;
 mod inductive_bias;
 mod merge;
 mod neural_collapse;

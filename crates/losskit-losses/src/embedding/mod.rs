@@ -6,8 +6,10 @@
 pub(crate) mod driver;
 
 pub(crate) mod contrastive;
+pub(crate) mod episodic;
 pub(crate) mod hyperspherical;
 pub(crate) mod memory;
+pub(crate) mod metrix;
 pub(crate) mod multi_similarity;
 pub(crate) mod sbcl;
 pub(crate) mod supcon;
@@ -15,8 +17,12 @@ pub(crate) mod triplet_margin;
 
 pub use contrastive::Contrastive;
 pub use driver::Distance;
+pub use episodic::{
+    EPISODIC_SQRT_EPS, EpisodeOutput, ICNN_EPS, IcnnLoss, IcnnMode, IcnnScore, ProtoTriplet, Prototypes, icnn_score,
+};
 pub use hyperspherical::CosineNcm;
 pub use memory::CrossBatchMemory;
+pub use metrix::{Metrix, MetrixBase, MetrixDraw, MetrixMode};
 pub use multi_similarity::{MinedPairs, MultiSimilarity, MultiSimilarityMiner};
 pub use sbcl::Sbcl;
 pub use supcon::{SupCon, stack_views};
@@ -38,6 +44,11 @@ const BUILDERS: &[(&str, BuildMetric)] = &[
     ("normalized-softmax", crate::proxy::normalized_softmax::build_metric),
     ("cosface", crate::proxy::cosface::build_metric),
     ("arcface", crate::proxy::arcface::build_metric),
+    ("unpg", crate::proxy::unpg::build_metric),
+    ("sbcl", sbcl::build_metric),
+    ("metrix", metrix::build_metric),
+    ("proto-triplet", episodic::build_metric_proto_triplet),
+    ("icnn", episodic::build_metric_icnn),
 ];
 
 /// Builds the embedding or proxy form of the loss `name` (empty forms for a loss of another family).
