@@ -28,10 +28,6 @@ struct RowSums {
     dc_max: f64,
 }
 
-fn distance(a: ArrayView1<'_, f64>, b: ArrayView1<'_, f64>) -> f64 {
-    (a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() + SQRT_EPS).sqrt()
-}
-
 /// The modified ICNN score (Mendez-Ruiz et al. 2023, the authors' `modified_score`) of `embeddings` with `labels`
 /// against a `reference` set (default: the embeddings themselves).
 ///
@@ -127,42 +123,44 @@ fn score_unchecked(
         });
     }
     let kk = k.min(ipc);
+    // The ipc + 1 nearest reference rows of each row with the first dropped: with the set itself as reference the
+    // first is the row itself (distance 0, first among ties), so the exact search excluding self gives the rest; with
+    // a separate reference the nearest reference row is dropped, as in the authors' code. Ties: smaller index first.
+    let nn = if same_set {
+        crate::knn(o, t, ipc, crate::Distance::Euclidean, true)?
+    } else {
+        crate::knn(o, t, ipc + 1, crate::Distance::Euclidean, false)?
+    };
+    let skip = usize::from(!same_set);
     let rows: Vec<RowSums> = (0..n)
         .into_par_iter()
-        .map_init(
-            || Vec::with_capacity(m),
-            |cand: &mut Vec<(f64, bool, usize)>, i| {
-                let oi = o.row(i);
-                cand.clear();
-                cand.extend(t.rows().into_iter().enumerate().map(|(j, tj)| (distance(oi, tj), same_set && j != i, j)));
-                let key = |a: &(f64, bool, usize), b: &(f64, bool, usize)| {
-                    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
-                };
-                if ipc + 1 < m {
-                    cand.select_nth_unstable_by(ipc, key);
-                    cand.truncate(ipc + 1);
+        .map(|i| {
+            let nb: Vec<(f64, usize)> = nn
+                .distances
+                .row(i)
+                .iter()
+                .zip(nn.indices.row(i))
+                .skip(skip)
+                .map(|(&d, &j)| ((d * d + SQRT_EPS).sqrt(), j))
+                .collect();
+            let y = yo[i];
+            // Sorted ascending: the first different-class neighbour is the nearest one.
+            let den = nb.iter().find(|c| yt[c.1] != y).map_or(f64::INFINITY, |c| c.0 + EPS);
+            let rmax = nb.iter().take(kk).map(|c| c.0 / den).fold(f64::NEG_INFINITY, f64::max);
+            let norm = rmax.max(1.0);
+            let mut s = RowSums::default();
+            for c in nb.iter().take(kk) {
+                if yt[c.1] == y {
+                    s.sc_count += 1;
+                    s.sc_sum += c.0 / den / norm;
+                } else {
+                    s.dc_count += 1;
+                    s.dc_sum += c.0;
+                    s.dc_max = s.dc_max.max(c.0);
                 }
-                cand.sort_unstable_by(key);
-                let nb = &cand[1..];
-                let y = yo[i];
-                // Sorted ascending: the first different-class neighbour is the nearest one.
-                let den = nb.iter().find(|c| yt[c.2] != y).map_or(f64::INFINITY, |c| c.0 + EPS);
-                let rmax = nb.iter().take(kk).map(|c| c.0 / den).fold(f64::NEG_INFINITY, f64::max);
-                let norm = rmax.max(1.0);
-                let mut s = RowSums::default();
-                for c in nb.iter().take(kk) {
-                    if yt[c.2] == y {
-                        s.sc_count += 1;
-                        s.sc_sum += c.0 / den / norm;
-                    } else {
-                        s.dc_count += 1;
-                        s.dc_sum += c.0;
-                        s.dc_max = s.dc_max.max(c.0);
-                    }
-                }
-                s
-            },
-        )
+            }
+            s
+        })
         .collect();
     let nz_sc = rows.iter().filter(|r| r.sc_count > 0).count() as f64;
     let nz_dc = rows.iter().filter(|r| r.dc_count > 0).count() as f64;
