@@ -198,10 +198,16 @@ pub(crate) fn numpy_sum(a: &[f64]) -> f64 {
     }
 }
 
+/// Values per parallel task when the input rows are copied into the output (256 KiB).
+const COPY_CHUNK: usize = 1 << 15;
+
 /// The resampled set under construction: the input rows, then synthetic rows appended class by class.
 pub(crate) struct Growing<'x> {
     x: ArrayView2<'x, f64>,
+    /// The output buffer, allocated once at its expected size (fresh zeroed pages, so the parallel writes below are
+    /// also the first touch of each page); `filled` values are written.
     data: Vec<f64>,
+    filled: usize,
     labels: Vec<i64>,
 }
 
@@ -210,14 +216,19 @@ impl<'x> Growing<'x> {
     pub(crate) fn new(x: ArrayView2<'x, f64>, y: ArrayView1<'_, i64>, extra: Option<usize>) -> Result<Self> {
         let (n, d) = x.dim();
         let (total, len) = output_size(n, extra.unwrap_or(usize::MAX), d)?;
-        let mut data = Vec::with_capacity(len);
+        let mut data: Vec<f64> = losskit_tensor::alloc::zeroed(len);
+        let filled = n * d;
         match x.as_slice() {
-            Some(flat) => data.extend_from_slice(flat),
-            None => data.extend(x.iter().copied()), // ok: callers pass a standard layout; kept for safety
+            Some(flat) => data[..filled]
+                .par_chunks_mut(COPY_CHUNK)
+                .zip(flat.par_chunks(COPY_CHUNK))
+                .for_each(|(out, src)| out.copy_from_slice(src)),
+            // ok: callers pass a standard layout; kept for safety
+            None => data[..filled].iter_mut().zip(x.iter()).for_each(|(o, &v)| *o = v),
         }
         let mut labels = Vec::with_capacity(total);
         labels.extend(y.iter().copied());
-        Ok(Growing { x, data, labels })
+        Ok(Growing { x, data, filled, labels })
     }
 
     /// Appends `x_new[i] = x[base[i]] + steps[i] · ((x[nbr[i]] − x[base[i]]) · factor[i])` (rows of `x`), computed
@@ -232,11 +243,15 @@ impl<'x> Growing<'x> {
         factor: Option<&[f64]>,
     ) {
         let d = self.x.ncols();
-        let start = self.data.len();
-        self.data.resize(start + base.len() * d, 0.0);
+        let start = self.filled;
+        let end = start + base.len() * d;
+        if end > self.data.len() {
+            self.data.resize(end, 0.0);
+        }
+        self.filled = end;
         let flat = self.x.as_slice();
         let x = self.x;
-        self.data[start..].par_chunks_mut(d).enumerate().for_each(|(i, out)| {
+        self.data[start..end].par_chunks_mut(d).enumerate().for_each(|(i, out)| {
             let (b, j, u) = (base[i], nbr[i], steps[i]);
             let f = factor.map(|f| f[i]);
             match flat {
@@ -266,8 +281,9 @@ impl<'x> Growing<'x> {
     }
 
     /// The finished set (no `sample_indices`: synthetic rows have none).
-    pub(crate) fn finish(self) -> Result<Resampled> {
+    pub(crate) fn finish(mut self) -> Result<Resampled> {
         let d = self.x.ncols();
+        self.data.truncate(self.filled);
         Ok(Resampled { x: matrix(self.data, d)?, y: self.labels.into(), sample_indices: None })
     }
 }

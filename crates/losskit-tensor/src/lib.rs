@@ -25,6 +25,7 @@
 //! * `testing`: finite-difference gradient checker ([`gradcheck`]) and fixture helpers for tests.
 #![doc(test(attr(deny(warnings))))]
 
+pub mod alloc;
 pub mod check;
 mod error;
 #[cfg(feature = "testing")]

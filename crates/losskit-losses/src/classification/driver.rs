@@ -399,32 +399,7 @@ fn task_avx512<F: Real, K: RowKernel<F>>(
 /// extra pass over 128 KiB rows leaves L1.) Training loops that reuse one gradient buffer avoid both: see the
 /// losses' `value_and_grad_into`.
 fn zeroed_grad<F: Real>(len: usize) -> Vec<F> {
-    let v = vec![F::zero(); len];
-    #[cfg(target_os = "linux")]
-    advise_huge_pages(&v);
-    v
-}
-
-#[cfg(target_os = "linux")]
-fn advise_huge_pages<T>(v: &[T]) {
-    const HUGE: usize = 2 << 20;
-    const MADV_HUGEPAGE: core::ffi::c_int = 14;
-    unsafe extern "C" {
-        fn madvise(addr: *mut core::ffi::c_void, len: usize, advice: core::ffi::c_int) -> core::ffi::c_int;
-    }
-    let bytes = std::mem::size_of_val(v);
-    if bytes < 4 * HUGE {
-        return;
-    }
-    let start = v.as_ptr() as usize;
-    let lo = start.next_multiple_of(HUGE);
-    let hi = (start + bytes) / HUGE * HUGE;
-    if hi > lo {
-        // SAFETY: [lo, hi) is page-aligned and lies inside the live allocation behind `v`; MADV_HUGEPAGE neither
-        // reads nor writes memory and keeps its contents, and its failure (THP unavailable) is harmless, so the
-        // result is ignored.
-        let _ = unsafe { madvise(lo as *mut core::ffi::c_void, hi - lo, MADV_HUGEPAGE) };
-    }
+    losskit_tensor::alloc::zeroed(len)
 }
 
 /// The view itself when it is in standard (row-major, contiguous) layout, else a standard-layout copy.

@@ -546,32 +546,8 @@ fn dense_self<F: Real, K: PairKernel<F>>(
 /// of 8 MiB or more is advised to be backed by transparent huge pages (one fault per 2 MiB), as PyTorch does for its
 /// CPU tensors. The advice changes only how the kernel backs the pages; where THP is disabled it is a no-op.
 fn zeroed_square<F: Real>(n: usize) -> Array2<F> {
-    let v = vec![F::zero(); n * n];
-    #[cfg(target_os = "linux")]
-    advise_huge_pages(&v);
+    let v = losskit_tensor::alloc::zeroed(n * n);
     Array2::from_shape_vec((n, n), v).unwrap_or_else(|_| Array2::zeros((n, n))) // ok: n·n entries for [n, n]
-}
-
-#[cfg(target_os = "linux")]
-fn advise_huge_pages<T>(v: &[T]) {
-    const HUGE: usize = 2 << 20;
-    const MADV_HUGEPAGE: core::ffi::c_int = 14;
-    unsafe extern "C" {
-        fn madvise(addr: *mut core::ffi::c_void, len: usize, advice: core::ffi::c_int) -> core::ffi::c_int;
-    }
-    let bytes = std::mem::size_of_val(v);
-    if bytes < 4 * HUGE {
-        return;
-    }
-    let start = v.as_ptr() as usize;
-    let lo = start.next_multiple_of(HUGE);
-    let hi = (start + bytes) / HUGE * HUGE;
-    if hi > lo {
-        // SAFETY: [lo, hi) is page-aligned and lies inside the live allocation behind `v`; MADV_HUGEPAGE neither
-        // reads nor writes memory and keeps its contents, and its failure (THP unavailable) is harmless, so the
-        // result is ignored.
-        let _ = unsafe { madvise(lo as *mut core::ffi::c_void, hi - lo, MADV_HUGEPAGE) };
-    }
 }
 
 /// The widest SIMD instruction set the CPU offers, detected at run time so that the row passes over the N × N matrix
