@@ -105,6 +105,27 @@ fn score_unchecked(
     let same_set = reference.is_none();
     let (t, yt) = reference.unwrap_or((o, yo));
     let (n, m) = (o.nrows(), t.nrows());
+    let (k, ipc) = clamp_k_ipc(k, ipc, m)?;
+    // The ipc + 1 nearest reference rows of each row with the first dropped: with the set itself as reference the
+    // first is the row itself (distance 0, first among ties), so the exact search excluding self gives the rest; with
+    // a separate reference the nearest reference row is dropped, as in the authors' code. Ties: smaller index first.
+    let nn = if same_set {
+        crate::knn(o, t, ipc, crate::Distance::Euclidean, true)?
+    } else {
+        crate::knn(o, t, ipc + 1, crate::Distance::Euclidean, false)?
+    };
+    let skip = usize::from(!same_set);
+    let cols = nn.indices.ncols();
+    // `knn` builds its matrices in standard layout, so the flat view exists (empty otherwise, caught below).
+    let flat = nn.indices.as_slice().unwrap_or(&[]);
+    if flat.len() != n * cols {
+        return Err(Error::Degenerate { what: "icnn score: internal neighbour layout".into() });
+    }
+    Ok(from_neighbors(o, yo, t, yt, k, ipc, |i| &flat[i * cols + skip..(i + 1) * cols]))
+}
+
+/// The clamped k and the effective ipc of a score over `m` reference rows.
+pub(crate) fn clamp_k_ipc(k: usize, ipc: Option<usize>, m: usize) -> Result<(usize, usize)> {
     if k == 0 {
         return Err(Error::Parameter { name: "k", value: 0.0, reason: "must be ≥ 1" });
     }
@@ -122,27 +143,31 @@ fn score_unchecked(
             reason: "must be ≥ 1 and at most the number of reference rows minus 1",
         });
     }
+    Ok((k, ipc))
+}
+
+/// The score from each row's `ipc` scored neighbours (reference row indices, nearest first, the dropped first one
+/// already removed), with the distances √(‖a − b‖² + 1e-6) recomputed here in f64; `k` and `ipc` as returned by
+/// [`clamp_k_ipc`].
+pub(crate) fn from_neighbors<'n>(
+    o: ArrayView2<'_, f64>,
+    yo: ArrayView1<'_, i64>,
+    t: ArrayView2<'_, f64>,
+    yt: ArrayView1<'_, i64>,
+    k: usize,
+    ipc: usize,
+    neighbors: impl Fn(usize) -> &'n [usize] + Sync,
+) -> f64 {
+    let (n, m) = (o.nrows(), t.nrows());
     let kk = k.min(ipc);
-    // The ipc + 1 nearest reference rows of each row with the first dropped: with the set itself as reference the
-    // first is the row itself (distance 0, first among ties), so the exact search excluding self gives the rest; with
-    // a separate reference the nearest reference row is dropped, as in the authors' code. Ties: smaller index first.
-    let nn = if same_set {
-        crate::knn(o, t, ipc, crate::Distance::Euclidean, true)?
-    } else {
-        crate::knn(o, t, ipc + 1, crate::Distance::Euclidean, false)?
+    let distance = |a: ArrayView1<'_, f64>, b: ArrayView1<'_, f64>| {
+        (a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() + SQRT_EPS).sqrt()
     };
-    let skip = usize::from(!same_set);
     let rows: Vec<RowSums> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let nb: Vec<(f64, usize)> = nn
-                .distances
-                .row(i)
-                .iter()
-                .zip(nn.indices.row(i))
-                .skip(skip)
-                .map(|(&d, &j)| ((d * d + SQRT_EPS).sqrt(), j))
-                .collect();
+            let oi = o.row(i);
+            let nb: Vec<(f64, usize)> = neighbors(i).iter().map(|&j| (distance(oi, t.row(j)), j)).collect();
             let y = yo[i];
             // Sorted ascending: the first different-class neighbour is the nearest one.
             let den = nb.iter().find(|c| yt[c.1] != y).map_or(f64::INFINITY, |c| c.0 + EPS);
@@ -169,7 +194,7 @@ fn score_unchecked(
     let other = rows.iter().map(|r| r.dc_sum / gden / (r.dc_count as f64 + EPS)).sum::<f64>() / (nz_dc + EPS);
     let lambda_other = (other + if nz_dc > 0.0 { 0.0 } else { -1.0 }).abs();
     let gamma = if k + 2 < m { rows.iter().map(|r| r.sc_count as f64 / k as f64).sum::<f64>() / n as f64 } else { 1.0 };
-    Ok(((lambda_same + lambda_other) / 2.0 + gamma) / 2.0)
+    ((lambda_same + lambda_other) / 2.0 + gamma) / 2.0
 }
 
 /// The ICNN score as a mergeable state: it keeps every embedding it is given (the score needs all the

@@ -1047,6 +1047,18 @@ pub fn retrieval_metrics(
     reference: Option<(ArrayView2<'_, f64>, ArrayView1<'_, i64>)>,
     cfg: &RetrievalConfig,
 ) -> Result<RetrievalReport> {
+    Ok(retrieval_metrics_keeping(query, query_labels, reference, cfg, 0)?.0)
+}
+
+/// [`retrieval_metrics`], also returning the first `keep` neighbour indices of every query (row-major [Nq, keep],
+/// nearest first, ties to the smaller index) when `keep` is between 1 and the search's k; `None` otherwise.
+pub(crate) fn retrieval_metrics_keeping(
+    query: ArrayView2<'_, f64>,
+    query_labels: ArrayView1<'_, i64>,
+    reference: Option<(ArrayView2<'_, f64>, ArrayView1<'_, i64>)>,
+    cfg: &RetrievalConfig,
+    keep: usize,
+) -> Result<(RetrievalReport, Option<Vec<usize>>)> {
     let same = reference.is_none();
     let (reference, reference_labels) = reference.unwrap_or((query, query_labels));
     check::shape("query_labels", query_labels.shape(), &[Some(query.nrows())])?;
@@ -1077,12 +1089,15 @@ pub fn retrieval_metrics(
     let ks: Vec<usize> = cfg.ks.iter().copied().filter(|&x| x <= k).collect();
     let mut state = RetrievalState::new(k, ks)?;
     let index = Index::new(reference, query, cfg.distance);
+    let keep = if (1..=k).contains(&keep) { keep } else { 0 };
+    let mut kept = Vec::with_capacity(query.nrows() * keep);
     blocks(&index, query, k, same, false, |b, rows| {
         let n = rows.len();
         let labels = Array2::from_shape_fn((n, k), |(i, c)| reference_labels[rows[i][c].0]);
+        kept.extend(rows.iter().flat_map(|r| r[..keep].iter().map(|&(j, _)| j)));
         state.update(query_labels.slice(s![b..b + n]), labels.view(), ArrayView1::from(&relevant[b..b + n]))
     })?;
-    state.report(cfg.avg_of_avgs)
+    Ok((state.report(cfg.avg_of_avgs)?, (keep > 0).then_some(kept)))
 }
 
 #[cfg(test)]

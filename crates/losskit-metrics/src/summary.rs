@@ -7,8 +7,8 @@ use ndarray::{Array1, ArrayView1, ArrayView2};
 use losskit_tensor::{Error, Result, check};
 
 use crate::{
-    Average, BinaryRanking, CalibrationError, ConfusionMatrix, KappaConfig, LabelRanking, Labels, MulticlassRanking,
-    MultilabelConfusion, PrfConfig, ProperScores, RetrievalConfig, Score, TopKAccuracy, retrieval_metrics,
+    Average, BinaryRanking, CalibrationError, ConfusionMatrix, Distance, KappaConfig, LabelRanking, Labels,
+    MulticlassRanking, MultilabelConfusion, PrfConfig, ProperScores, RetrievalConfig, Score, TopKAccuracy,
 };
 
 type Pairs = Vec<(String, f64)>;
@@ -235,19 +235,33 @@ pub const REPORT_ICNN_K: usize = 4;
 /// (whatever `cfg`'s distance), NaN when there are fewer than 3 reference rows.
 ///
 /// # Errors
-/// The errors of [`retrieval_metrics`].
+/// The errors of [`retrieval_metrics`](crate::retrieval_metrics).
 pub fn retrieval_report(
     query: ArrayView2<'_, f64>,
     query_labels: ArrayView1<'_, i64>,
     reference: Option<(ArrayView2<'_, f64>, ArrayView1<'_, i64>)>,
     cfg: &RetrievalConfig,
 ) -> Result<Pairs> {
-    let mut out = retrieval_metrics(query, query_labels, reference, cfg)?.to_pairs();
-    // The score ranks each row's neighbours after dropping the first: under 3 reference rows it does not exist.
-    let icnn = match crate::icnn_score(query, query_labels, reference, REPORT_ICNN_K, None) {
-        Ok(v) => v,
-        Err(Error::Degenerate { .. }) => f64::NAN,
-        Err(e) => return Err(e),
+    let same = reference.is_none();
+    let (t, yt) = reference.unwrap_or((query, query_labels));
+    // Under Euclidean distance the retrieval search already ranks the neighbours the score needs (its first ipc, or
+    // ipc + 1 against a separate reference, the first of which the score drops): keep them instead of searching again.
+    let plan =
+        crate::icnn::clamp_k_ipc(REPORT_ICNN_K, None, t.nrows()).ok().filter(|_| cfg.distance == Distance::Euclidean);
+    let need = plan.map_or(0, |(_, ipc)| ipc + usize::from(!same));
+    let (report, kept) = crate::retrieval::retrieval_metrics_keeping(query, query_labels, reference, cfg, need)?;
+    let mut out = report.to_pairs();
+    let icnn = match (plan, kept) {
+        (Some((k, ipc)), Some(kept)) => {
+            let skip = usize::from(!same);
+            crate::icnn::from_neighbors(query, query_labels, t, yt, k, ipc, |i| &kept[i * need + skip..(i + 1) * need])
+        }
+        // The score ranks each row's neighbours after dropping the first: under 3 reference rows it does not exist.
+        _ => match crate::icnn_score(query, query_labels, reference, REPORT_ICNN_K, None) {
+            Ok(v) => v,
+            Err(Error::Degenerate { .. }) => f64::NAN,
+            Err(e) => return Err(e),
+        },
     };
     push(&mut out, "icnn_score", icnn);
     Ok(out)
@@ -256,7 +270,33 @@ pub fn retrieval_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
+    use ndarray::{Array2, array};
+
+    #[test]
+    fn report_icnn_score_from_the_retrieval_search_equals_the_direct_score() {
+        // A deterministic scatter with a few exact duplicates (ties) and 7 classes; the report reuses the retrieval
+        // neighbours under Euclidean distance and searches again under cosine: both must equal `icnn_score`.
+        let n = 300;
+        let x = Array2::from_shape_fn((n, 6), |(i, j)| (((i * 7919 + j * 104_729) % 1009) as f64 / 97.0).sin() * 3.0);
+        let mut x = x;
+        for i in (0..n).step_by(37) {
+            let r = x.row((i + 5) % n).to_owned();
+            x.row_mut(i).assign(&r);
+        }
+        let y = Array1::from_shape_fn(n, |i| ((i * 31) % 7) as i64);
+        let value = |pairs: &Pairs| pairs.iter().find(|(k, _)| k == "icnn_score").map(|(_, v)| *v).unwrap();
+        for distance in [Distance::Euclidean, Distance::Cosine] {
+            let cfg = RetrievalConfig::new().distance(distance);
+            let same = retrieval_report(x.view(), y.view(), None, &cfg).unwrap();
+            let direct = crate::icnn_score(x.view(), y.view(), None, REPORT_ICNN_K, None).unwrap();
+            assert!((value(&same) - direct).abs() <= 1e-12, "{distance:?}: {} vs {direct}", value(&same));
+            let (q, r) = (x.slice(ndarray::s![..100, ..]), x.slice(ndarray::s![100.., ..]));
+            let (yq, yr) = (y.slice(ndarray::s![..100]), y.slice(ndarray::s![100..]));
+            let sep = retrieval_report(q, yq, Some((r, yr)), &cfg).unwrap();
+            let direct = crate::icnn_score(q, yq, Some((r, yr)), REPORT_ICNN_K, None).unwrap();
+            assert!((value(&sep) - direct).abs() <= 1e-12, "{distance:?} reference: {} vs {direct}", value(&sep));
+        }
+    }
 
     #[test]
     fn binary_report_keys_and_values() {
