@@ -18,7 +18,7 @@ fn normal(rng: &mut Xoshiro256PlusPlus) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
-/// Standard normal logits [N, C] and uniform labels [N] in `0..C`, from `seed`.
+/// Standard normal logits [N, C] and uniform labels `[N]` in `0..C`, from `seed`.
 pub fn class_batch<F: Real>(n: usize, c: usize, seed: u64) -> (Array2<F>, Vec<i64>) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let logits = Array2::from_shape_simple_fn((n, c), || F::c(normal(&mut rng)));
@@ -26,7 +26,7 @@ pub fn class_batch<F: Real>(n: usize, c: usize, seed: u64) -> (Array2<F>, Vec<i6
     (logits, labels)
 }
 
-/// Normal scores (spread 3) [N] and 0/1 targets [N], from `seed`.
+/// Normal scores (spread 3) `[N]` and 0/1 targets `[N]`, from `seed`.
 pub fn binary_batch<F: Real>(n: usize, seed: u64) -> (Array1<F>, Array1<F>) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let scores = (0..n).map(|_| F::c(3.0 * normal(&mut rng))).collect();

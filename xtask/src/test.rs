@@ -67,6 +67,14 @@ pub fn run(args: &[String]) -> Result<bool> {
         cmd.args(["test", "--workspace", "--doc", "--no-fail-fast", "--features", FEATURES]);
         Ok((util::status(&mut cmd)?, String::new()))
     });
+    // Broken intra-doc links and other rustdoc lints fail the run (libraries only: the `losskit` binary and the
+    // facade library would otherwise collide on one output folder).
+    step("docs", &mut || {
+        let mut cmd = util::cargo();
+        cmd.args(["doc", "--workspace", "--no-deps", "--lib", "--features", FEATURES]);
+        cmd.env("RUSTDOCFLAGS", "-D warnings");
+        Ok((util::status(&mut cmd)?, String::new()))
+    });
 
     let passed = steps.iter().filter(|s| s.ok).count();
     let failed = steps.len() - passed;

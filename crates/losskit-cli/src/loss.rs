@@ -458,8 +458,8 @@ macro_rules! impl_metric_float {
 impl_metric_float!(f32);
 impl_metric_float!(f64);
 
-/// `losskit loss` for the embedding family (`embeddings` [N, D] + `labels` [N], optional `reference_embeddings`
-/// [R, D] + `reference_labels` [R]) and the proxy family (adds `proxies` [C, D]).
+/// `losskit loss` for the embedding family (`embeddings` [N, D] + `labels` `[N]`, optional `reference_embeddings`
+/// [R, D] + `reference_labels` `[R]`) and the proxy family (adds `proxies` [C, D]).
 fn run_metric(entry: &LossEntry, params: &Params, input: &mut NpzInput, args: &LossArgs) -> anyhow::Result<()> {
     // Vector parameters (sbcl's `subclass_labels`, `class_temperature`) come from arrays of the same name.
     let vectors: Vec<&str> = entry.params.iter().filter(|p| p.range == Range::Vector).map(|p| p.name).collect();

@@ -359,7 +359,7 @@ fn read_csv(path: &Path, label: Option<&str>) -> anyhow::Result<Data> {
     Ok(Data { x, y: Array1::from(labels), layout: Layout::Csv { header, label_at } })
 }
 
-/// A temporary file beside `path`, renamed onto it by [`persist`].
+/// A temporary file beside `path`, renamed onto it by `persist`.
 fn staged(path: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
     let dir = npz::output_dir(path);
     tempfile::Builder::new()

@@ -145,7 +145,7 @@ pub struct CrossEntropyBatch<'g, T: GpuFloat, L: GpuLabel> {
 }
 
 impl Gpu {
-    /// Cross-entropy of `logits` [N, C] against class indices `targets` [N], with optional per-sample `weights` [N],
+    /// Cross-entropy of `logits` [N, C] against class indices `targets` `[N]`, with optional per-sample `weights` `[N]`,
     /// computed on this GPU with the semantics of the CPU path (`loss.compute(...)`): same value, per-sample losses
     /// and gradient up to f32 rounding, same validation errors.
     ///

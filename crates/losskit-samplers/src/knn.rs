@@ -14,7 +14,7 @@
 //!    nearest is ever dropped (partial selection keeps the candidate list short: about k rows unless many rows are
 //!    within the rounding error of the k-th distance).
 //!    On x86-64 with AVX2 and FMA the tile × block product and the candidate filter are fused in one kernel
-//!    ([`KnnIndex::sweep_fused`]): the data are stored once in panels of 16 rows (`[D][16]`), six queries at a time
+//!    (`KnnIndex::sweep_fused`): the data are stored once in panels of 16 rows (`[D][16]`), six queries at a time
 //!    accumulate their 6 × 16 dot products in registers over the D features and compare them with each query's
 //!    pre-filter threshold at once, so no tile × block matrix is written or read back. The rounding bound of step 3
 //!    holds for any summation order (with or without FMA), so the candidate sets keep their guarantee; the GEMM path

@@ -22,7 +22,7 @@
 //! ```
 //!
 //! # Features
-//! * `testing`: finite-difference gradient checker ([`gradcheck`]) and fixture helpers for tests.
+//! * `testing`: finite-difference gradient checker (`gradcheck`) and fixture helpers for tests.
 #![doc(test(attr(deny(warnings))))]
 
 pub mod alloc;

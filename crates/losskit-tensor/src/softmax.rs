@@ -13,7 +13,7 @@ pub fn max<F: Real>(row: &[F]) -> F {
     row.iter().fold(F::neg_infinity(), |m, &v| if v > m { v } else { m })
 }
 
-/// Writes `out[j] = exp(row[j] − shift)` and returns Σⱼ out[j]. One vectorised sweep.
+/// Writes `out[j] = exp(row[j] − shift)` and returns `Σⱼ out[j]`. One vectorised sweep.
 #[inline]
 pub fn exp_shifted<F: Real>(row: &[F], shift: F, out: &mut [F]) -> F {
     debug_assert_eq!(row.len(), out.len());
@@ -33,7 +33,7 @@ pub fn exp_inplace<F: Real>(xs: &mut [F]) {
     }
 }
 
-/// Σⱼ exp(row[j] − shift), without storing the exponentials.
+/// `Σⱼ exp(row[j] − shift)`, without storing the exponentials.
 #[inline]
 pub fn sum_exp_shifted<F: Real>(row: &[F], shift: F) -> F {
     let mut sum = F::zero();
@@ -43,7 +43,7 @@ pub fn sum_exp_shifted<F: Real>(row: &[F], shift: F) -> F {
     sum
 }
 
-/// log Σⱼ exp(row[j]) computed as m + log Σⱼ exp(row[j] − m), m = maxⱼ row[j]. −∞ for an empty row.
+/// `log Σⱼ exp(row[j])` computed as `m + log Σⱼ exp(row[j] − m)`, `m = maxⱼ row[j]`. −∞ for an empty row.
 #[inline]
 pub fn log_sum_exp<F: Real>(row: &[F]) -> F {
     let m = max(row);

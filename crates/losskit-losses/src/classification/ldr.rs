@@ -513,7 +513,7 @@ impl AldrKlState {
 
 /// ALDR-KL: LDR-KL with a per-sample λ adapted from how peaked the sample's (normalised) scores are.
 ///
-/// Per batch, for each row i with sample id idᵢ and the stored λᵢ⁰ = Λ[idᵢ]:
+/// Per batch, for each row i with sample id idᵢ and the stored `λᵢ⁰ = Λ[idᵢ]`:
 /// ```text
 /// π = softmax(s/λᵢ⁰) + 10⁻⁵, renormalised;   kl = Σ_k π_k·log(K·π_k) ∈ [0, log K]
 /// λᵢ = λ₀·(1 − kl/(α·log K)) ∈ [λ₀·(1 − 1/α), λ₀];   Λ[idᵢ] ← λᵢ      (λᵢ is a constant for the gradient)

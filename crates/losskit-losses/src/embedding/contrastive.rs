@@ -36,7 +36,7 @@ use crate::registry::{BuiltLoss, Family, LossEntry, MetricForms, ParamSpec, Para
 /// counts before any gradient is written: a statistics pass (in tiled mode it recomputes each tile's GEMM).
 ///
 /// # Errors
-/// [`Error::Parameter`] for a non-finite margin; [`Error::Shape`], [`Error::Empty`], [`Error::NonFinite`].
+/// [`Error::Parameter`](losskit_tensor::Error::Parameter) for a non-finite margin; [`Error::Shape`](losskit_tensor::Error::Shape), [`Error::Empty`](losskit_tensor::Error::Empty), [`Error::NonFinite`](losskit_tensor::Error::NonFinite).
 ///
 /// # References
 /// Hadsell, Chopra, LeCun (2006), *Dimensionality Reduction by Learning an Invariant Mapping*, CVPR
@@ -96,7 +96,7 @@ impl Contrastive {
     /// Validates the parameters.
     ///
     /// # Errors
-    /// [`Error::Parameter`] naming `pos_margin` or `neg_margin`.
+    /// [`Error::Parameter`](losskit_tensor::Error::Parameter) naming `pos_margin` or `neg_margin`.
     pub fn check(&self) -> Result<()> {
         check::finite_param("pos_margin", self.pos_margin)?;
         check::finite_param("neg_margin", self.neg_margin)

@@ -40,7 +40,7 @@ use crate::registry::{BuiltLoss, Family, LossEntry, MetricForms, ParamSpec, Para
 /// to both ends of each pair, then through the normalisation.
 ///
 /// # Errors
-/// [`Error::Parameter`] for τ ≤ 0; [`Error::Shape`], [`Error::Empty`], [`Error::NonFinite`].
+/// [`Error::Parameter`](losskit_tensor::Error::Parameter) for τ ≤ 0; [`Error::Shape`](losskit_tensor::Error::Shape), [`Error::Empty`](losskit_tensor::Error::Empty), [`Error::NonFinite`](losskit_tensor::Error::NonFinite).
 ///
 /// # Examples
 /// ```
@@ -104,7 +104,7 @@ impl SupCon {
     /// Validates the parameters.
     ///
     /// # Errors
-    /// [`Error::Parameter`] naming `temperature`.
+    /// [`Error::Parameter`](losskit_tensor::Error::Parameter) naming `temperature`.
     pub fn check(&self) -> Result<()> {
         check::greater_than("temperature", self.temperature, 0.0)
     }
@@ -129,7 +129,7 @@ impl SupCon {
 /// labels `[B]` repeated V times.
 ///
 /// # Errors
-/// [`Error::Shape`] when `labels` is not `[B]`; [`Error::Empty`] for B = 0 or V = 0.
+/// [`Error::Shape`](losskit_tensor::Error::Shape) when `labels` is not `[B]`; [`Error::Empty`](losskit_tensor::Error::Empty) for B = 0 or V = 0.
 pub fn stack_views<F: Real>(
     features: ArrayView3<'_, F>,
     labels: ArrayView1<'_, i64>,

@@ -32,8 +32,8 @@ use crate::registry::{BuiltLoss, Family, LossEntry, MetricForms, ParamSpec, Para
 /// with √(1 − c²) floored at 1e-7 so a target cosine of exactly ±1 gives a finite gradient; the rest as CosFace.
 ///
 /// # Errors
-/// [`Error::Parameter`] for m ∉ [0°, 90°] or s ≤ 0; [`Error::Shape`], [`Error::Empty`],
-/// [`Error::LabelOutOfRange`], [`Error::NonFinite`].
+/// [`Error::Parameter`](losskit_tensor::Error::Parameter) for m ∉ [0°, 90°] or s ≤ 0; [`Error::Shape`](losskit_tensor::Error::Shape), [`Error::Empty`](losskit_tensor::Error::Empty),
+/// [`Error::LabelOutOfRange`](losskit_tensor::Error::LabelOutOfRange), [`Error::NonFinite`](losskit_tensor::Error::NonFinite).
 ///
 /// # References
 /// Deng, Guo, Xue, Zafeiriou (2019), *ArcFace: Additive Angular Margin Loss for Deep Face Recognition*, CVPR,
@@ -82,7 +82,7 @@ impl ArcFace {
     /// Validates the parameters.
     ///
     /// # Errors
-    /// [`Error::Parameter`] naming `margin` or `scale`.
+    /// [`Error::Parameter`](losskit_tensor::Error::Parameter) naming `margin` or `scale`.
     pub fn check(&self) -> Result<()> {
         check::closed("margin", self.margin, 0.0, 90.0)?;
         check::greater_than("scale", self.scale, 0.0)

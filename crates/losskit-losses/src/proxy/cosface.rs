@@ -27,8 +27,8 @@ use crate::registry::{BuiltLoss, Family, LossEntry, MetricForms, ParamSpec, Para
 /// and both normalisations.
 ///
 /// # Errors
-/// [`Error::Parameter`] for m < 0 or s ≤ 0; [`Error::Shape`], [`Error::Empty`], [`Error::LabelOutOfRange`],
-/// [`Error::NonFinite`].
+/// [`Error::Parameter`](losskit_tensor::Error::Parameter) for m < 0 or s ≤ 0; [`Error::Shape`](losskit_tensor::Error::Shape), [`Error::Empty`](losskit_tensor::Error::Empty), [`Error::LabelOutOfRange`](losskit_tensor::Error::LabelOutOfRange),
+/// [`Error::NonFinite`](losskit_tensor::Error::NonFinite).
 ///
 /// # References
 /// Wang, Wang, Zhou, Ji, Gong, Zhou, Li, Liu (2018), *CosFace: Large Margin Cosine Loss for Deep Face Recognition*,
@@ -72,7 +72,7 @@ impl CosFace {
     /// Validates the parameters.
     ///
     /// # Errors
-    /// [`Error::Parameter`] naming `margin` or `scale`.
+    /// [`Error::Parameter`](losskit_tensor::Error::Parameter) naming `margin` or `scale`.
     pub fn check(&self) -> Result<()> {
         check::at_least("margin", self.margin, 0.0)?;
         check::greater_than("scale", self.scale, 0.0)

@@ -28,8 +28,8 @@ use crate::registry::{BuiltLoss, Family, LossEntry, MetricForms, ParamSpec, Para
 /// ∂ℓᵢ/∂s_ic = (p_ic − [c = yᵢ])/τ, then through the GEMM and both normalisations.
 ///
 /// # Errors
-/// [`Error::Parameter`] for τ ≤ 0; [`Error::Shape`], [`Error::Empty`], [`Error::LabelOutOfRange`],
-/// [`Error::NonFinite`].
+/// [`Error::Parameter`](losskit_tensor::Error::Parameter) for τ ≤ 0; [`Error::Shape`](losskit_tensor::Error::Shape), [`Error::Empty`](losskit_tensor::Error::Empty), [`Error::LabelOutOfRange`](losskit_tensor::Error::LabelOutOfRange),
+/// [`Error::NonFinite`](losskit_tensor::Error::NonFinite).
 ///
 /// # References
 /// Zhai, Wu (2019), *Classification is a Strong Baseline for Deep Metric Learning*, BMVC, arXiv:1811.12649
@@ -66,7 +66,7 @@ impl NormalizedSoftmax {
     /// Validates the parameters.
     ///
     /// # Errors
-    /// [`Error::Parameter`] naming `temperature`.
+    /// [`Error::Parameter`](losskit_tensor::Error::Parameter) naming `temperature`.
     pub fn check(&self) -> Result<()> {
         driver::positive("temperature", self.temperature)
     }

@@ -29,8 +29,8 @@ use crate::registry::{BuiltLoss, Family, LossEntry, MetricForms, ParamSpec, Para
 /// ∂/∂x̂ᵢ = Σ_c g_ic p̂_c, ∂/∂p̂_c = Σᵢ g_ic x̂ᵢ and both normalisations.
 ///
 /// # Errors
-/// [`Error::Parameter`] for α ≤ 0 or a non-finite δ; [`Error::Shape`], [`Error::Empty`],
-/// [`Error::LabelOutOfRange`], [`Error::NonFinite`].
+/// [`Error::Parameter`](losskit_tensor::Error::Parameter) for α ≤ 0 or a non-finite δ; [`Error::Shape`](losskit_tensor::Error::Shape), [`Error::Empty`](losskit_tensor::Error::Empty),
+/// [`Error::LabelOutOfRange`](losskit_tensor::Error::LabelOutOfRange), [`Error::NonFinite`](losskit_tensor::Error::NonFinite).
 ///
 /// # References
 /// Kim, Kim, Cho, Kwak (2020), *Proxy Anchor Loss for Deep Metric Learning*, CVPR, arXiv:2003.13911
@@ -75,7 +75,7 @@ impl ProxyAnchor {
     /// Validates the parameters.
     ///
     /// # Errors
-    /// [`Error::Parameter`] naming `margin` or `alpha`.
+    /// [`Error::Parameter`](losskit_tensor::Error::Parameter) naming `margin` or `alpha`.
     pub fn check(&self) -> Result<()> {
         check::finite_param("margin", self.margin)?;
         check::greater_than("alpha", self.alpha, 0.0)
