@@ -44,6 +44,7 @@ mod binary;
 mod classification;
 mod core;
 mod embedding;
+mod isa;
 mod proxy;
 pub mod registry;
 

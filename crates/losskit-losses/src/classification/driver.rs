@@ -16,6 +16,7 @@ use losskit_tensor::{Error, Real, Reduction, Result, check};
 
 use super::rowmath;
 use crate::core::{LossOutput, Targets};
+use crate::isa::Isa;
 
 /// About this many logits per parallel task: large enough to amortise scheduling, small enough to balance two
 /// threads on small batches and keep a task's rows in L2.
@@ -310,38 +311,10 @@ fn task<F: Real, K: RowKernel<F>>(
     partial
 }
 
-/// The widest SIMD instruction set the CPU offers, detected at run time so that one portable binary vectorises the
-/// row sweeps with AVX-512 or AVX2 where available. The paths compute the same operations in the same order (Rust
-/// never contracts a·b + c into an FMA on its own), except the AVX-512 f32 exponential sweep
-/// ([`simd::exp_sum`](super::simd)), which fuses multiply-adds (within 1 ulp per exponential). A CPU always takes
-/// the same path, so results are bit-identical whatever the number of threads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Isa {
-    Baseline,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
+// Dispatch of the row tasks on [`Isa`]. The paths compute the same operations in the same order (Rust never
+// contracts a·b + c into an FMA on its own), except the AVX-512 f32 exponential sweep (`simd::exp_sum`), which fuses
+// multiply-adds (within 1 ulp per exponential).
 impl Isa {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512dq")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-            {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Baseline
-    }
-
     #[inline(always)]
     fn run_task<F: Real, K: RowKernel<F>>(
         self,

@@ -35,6 +35,7 @@ use losskit_tensor::norm::{l2_normalize_backward, l2_normalize_rows};
 use losskit_tensor::{Error, Real, Result, check};
 
 use crate::core::{EmbeddingOutput, Reference};
+use crate::isa::Isa;
 
 /// How two embeddings are compared (pytorch-metric-learning's `distance=` objects).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -550,37 +551,9 @@ fn zeroed_square<F: Real>(n: usize) -> Array2<F> {
     Array2::from_shape_vec((n, n), v).unwrap_or_else(|_| Array2::zeros((n, n))) // ok: n·n entries for [n, n]
 }
 
-/// The widest SIMD instruction set the CPU offers, detected at run time so that the row passes over the N × N matrix
-/// vectorise with AVX-512 or AVX2 where available. Every path computes the same operations in the same order (Rust
-/// never contracts a·b + c into an FMA on its own, and the reductions use fixed lanes), so results are bit-identical
-/// across paths.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Isa {
-    Baseline,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
+// Dispatch on [`Isa`]: every path computes the same operations in the same order (Rust never contracts a·b + c into
+// an FMA on its own, and the reductions use fixed lanes), so results are bit-identical across paths.
 impl Isa {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512dq")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-            {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Baseline
-    }
-
     /// Runs `task` compiled for this instruction set (the task and everything it inlines).
     #[inline(always)]
     fn run<T: IsaTask>(self, task: T) -> T::Out {
