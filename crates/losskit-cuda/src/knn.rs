@@ -9,14 +9,10 @@
 //! outside the list is farther than the k-th candidate; a query for which that cannot be proven (many rows within
 //! the rounding error of its k-th distance) is searched exactly on the CPU. [`KnnStats`] counts those.
 
-use std::collections::BTreeMap;
-
 use losskit_samplers::knn::Neighbors;
-use losskit_samplers::{Resampled, SamplingKind, Smote};
+use losskit_samplers::{Resampled, Smote};
 use losskit_tensor::{Error, Result, check};
 use ndarray::{Array2, ArrayView1, ArrayView2};
-use rand::rngs::Xoshiro256PlusPlus;
-use rand::{RngExt, SeedableRng};
 
 use crate::device::Gpu;
 use crate::pairwise::{CudaExec, Exec, Gemm, f32_bytes, f32_from, i32_bytes, i32_from};
@@ -259,9 +255,8 @@ pub(crate) fn search<E: Exec>(
 /// SMOTE (losskit-samplers' [`Smote`], imbalanced-learn's semantics) with the neighbour search supplied by `knn`
 /// (called once per class to oversample, on that class's rows, with `k_neighbors`; it must return the rows' k nearest
 /// other rows as [`losskit_samplers::knn::kneighbors_self`] does). With that search the output equals
-/// `smote.fit_resample(x, y, seed)` exactly: the seeded draws (`Xoshiro256PlusPlus::seed_from_u64(seed)`, per class
-/// in label order: the n_new base/neighbour picks, then the n_new steps) and the interpolation x_b + u·(x_n − x_b)
-/// are the CPU's.
+/// `smote.fit_resample(x, y, seed)` exactly: this is [`Smote::fit_resample_with_search`], whose draws and
+/// interpolation are the CPU's.
 ///
 /// # Errors
 /// As `Smote::fit_resample`, plus what `knn` returns.
@@ -272,69 +267,7 @@ pub fn smote_with_neighbors(
     seed: u64,
     mut knn: impl FnMut(ArrayView2<'_, f64>, usize) -> Result<Neighbors>,
 ) -> Result<Resampled> {
-    smote.check()?;
-    let (n, d) = x.dim();
-    check::non_empty("x", n)?;
-    if d == 0 {
-        return Err(Error::Shape { arg: "x", expected: "[N, D] with D ≥ 1 features".into(), got: vec![n, d] });
-    }
-    check::shape("y", y.shape(), &[Some(n)])?;
-    check::finite("x", &x)?;
-    let mut members: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-    for (i, &label) in y.iter().enumerate() {
-        members.entry(label).or_default().push(i);
-    }
-    let counts = members.iter().map(|(&c, rows)| (c, rows.len())).collect();
-    let targets = smote.sampling_strategy.resolve(&counts, SamplingKind::Over)?;
-    let extra = targets.values().try_fold(0usize, |a, &b| a.checked_add(b));
-    let total =
-        extra.and_then(|e| n.checked_add(e)).filter(|t| t.checked_mul(d).is_some_and(|l| l <= isize::MAX as usize / 8));
-    let Some(total) = total else {
-        return Err(Error::Degenerate {
-            what: format!(
-                "sampling_strategy: the resampled set ({n} + {} rows of {d} features) is too large",
-                extra.unwrap_or(usize::MAX)
-            ),
-        });
-    };
-    let k = smote.k_neighbors;
-    let mut data: Vec<f64> = Vec::with_capacity(total * d);
-    data.extend(x.iter().copied());
-    let mut labels: Vec<i64> = y.to_vec();
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    for (&class, &n_new) in &targets {
-        if n_new == 0 {
-            continue;
-        }
-        let rows = members.get(&class).map_or(&[][..], Vec::as_slice);
-        if rows.len() < k + 1 {
-            return Err(Error::Degenerate {
-                what: format!(
-                    "smote: class {class} has {} samples, but k_neighbors = {k} needs at least {}; lower k_neighbors \
-                     or add samples",
-                    rows.len(),
-                    k + 1
-                ),
-            });
-        }
-        let xc = Array2::from_shape_fn((rows.len(), d), |(r, j)| x[[rows[r], j]]);
-        let nn = knn(xc.view(), k)?;
-        let high = rows.len() * k;
-        let picks: Vec<usize> = (0..n_new).map(|_| rng.random_range(0..high)).collect();
-        let steps: Vec<f64> = (0..n_new).map(|_| 0.0 + (1.0 - 0.0) * rng.random::<f64>()).collect();
-        for (&t, &u) in picks.iter().zip(&steps) {
-            let (b, j) = (rows[t / k], rows[nn.indices[[t / k, t % k]]]);
-            for f in 0..d {
-                let (p, q) = (x[[b, f]], x[[j, f]]);
-                data.push(p + u * (q - p));
-            }
-        }
-        labels.extend(std::iter::repeat_n(class, n_new));
-    }
-    let rows = labels.len();
-    let x = Array2::from_shape_vec((rows, d), data)
-        .map_err(|e| Error::Degenerate { what: format!("internal shape error: {e}") })?;
-    Ok(Resampled { x, y: labels.into(), sample_indices: None })
+    smote.fit_resample_with_search(x, y, seed, &mut knn)
 }
 
 #[cfg(test)]
@@ -343,7 +276,8 @@ mod tests {
     use crate::pairwise::emu::emulator;
     use losskit_samplers::knn::{kneighbors, kneighbors_self};
     use losskit_samplers::{Sampler, SamplingStrategy};
-    use rand::RngExt;
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{RngExt, SeedableRng};
 
     fn data(n: usize, d: usize, seed: u64, grid: bool) -> Array2<f64> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);

@@ -99,12 +99,43 @@ impl Smote {
         self.sampling_strategy.check()
     }
 
+    /// [`Sampler::fit_resample`] with the neighbour search supplied by the caller (a GPU backend, for one):
+    /// `search(class_rows, k)` is called once per class to oversample, on that class's rows gathered into a matrix,
+    /// and must return each row's k nearest other rows as [`knn::kneighbors_self`](crate::knn::kneighbors_self)
+    /// does (ties to the smaller index). With that search the output equals `fit_resample(x, y, seed)` exactly: the
+    /// seeded draws and the interpolation are this sampler's own.
+    ///
+    /// # Errors
+    /// As [`Sampler::fit_resample`], plus what `search` returns.
+    pub fn fit_resample_with_search(
+        &self,
+        x: ArrayView2<'_, f64>,
+        y: ArrayView1<'_, i64>,
+        seed: u64,
+        search: &mut dyn FnMut(ArrayView2<'_, f64>, usize) -> Result<Neighbors>,
+    ) -> Result<Resampled> {
+        self.resample_searching(x, y, &mut RngDraws::new(seed), search)
+    }
+
     /// The over-sampling itself, with the draws given (real or the parity-test stub).
     pub(crate) fn resample_with(
         &self,
         x: ArrayView2<'_, f64>,
         y: ArrayView1<'_, i64>,
         draws: &mut dyn Draws,
+    ) -> Result<Resampled> {
+        self.resample_searching(x, y, draws, &mut |xc, k| {
+            let all: Vec<usize> = (0..xc.nrows()).collect();
+            KnnIndex::new(xc, None).search(&Queries::Rows { rows: &all, exclude_self: true }, k)
+        })
+    }
+
+    fn resample_searching(
+        &self,
+        x: ArrayView2<'_, f64>,
+        y: ArrayView1<'_, i64>,
+        draws: &mut dyn Draws,
+        search: &mut dyn FnMut(ArrayView2<'_, f64>, usize) -> Result<Neighbors>,
     ) -> Result<Resampled> {
         self.check()?;
         check_xy(x, y)?;
@@ -118,7 +149,10 @@ impl Smote {
                 continue;
             }
             let rows = members.get(&class).map_or(&[][..], Vec::as_slice);
-            let nn = class_neighbors("smote", "k_neighbors", x.view(), rows, class, k)?;
+            if rows.len() < k + 1 {
+                return Err(too_few("smote", "k_neighbors", &format!("class {class} has"), rows.len(), k, k + 1));
+            }
+            let nn = search(gather(x.view(), rows)?.view(), k)?;
             let t = draws.integers(rows.len() * k, n_new);
             let steps = draws.uniform(0.0, 1.0, n_new);
             let base: Vec<usize> = t.iter().map(|&t| rows[t / k]).collect();
