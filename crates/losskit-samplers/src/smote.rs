@@ -124,10 +124,7 @@ impl Smote {
         y: ArrayView1<'_, i64>,
         draws: &mut dyn Draws,
     ) -> Result<Resampled> {
-        self.resample_searching(x, y, draws, &mut |xc, k| {
-            let all: Vec<usize> = (0..xc.nrows()).collect();
-            KnnIndex::new(xc, None).search(&Queries::Rows { rows: &all, exclude_self: true }, k)
-        })
+        self.resample_searching(x, y, draws, &mut self_neighbors)
     }
 
     fn resample_searching(
@@ -190,9 +187,13 @@ pub(crate) fn class_neighbors(
     if rows.len() < k + 1 {
         return Err(too_few(method, param, &format!("class {class} has"), rows.len(), k, k + 1));
     }
-    let xc = gather(x, rows)?;
-    let all: Vec<usize> = (0..rows.len()).collect();
-    KnnIndex::new(xc.view(), None).search(&Queries::Rows { rows: &all, exclude_self: true }, k)
+    self_neighbors(gather(x, rows)?.view(), k)
+}
+
+/// The `k` nearest other rows of every row of `xc` (the exact CPU search).
+fn self_neighbors(xc: ArrayView2<'_, f64>, k: usize) -> Result<Neighbors> {
+    let all: Vec<usize> = (0..xc.nrows()).collect();
+    KnnIndex::new(xc, None).search(&Queries::Rows { rows: &all, exclude_self: true }, k)
 }
 
 /// The error for a neighbourhood larger than the samples available: `who` is e.g. `class 1 has`.
