@@ -62,8 +62,8 @@ pub struct ResampleArgs {
     /// Print nothing on success (no class counts, no spinner)
     #[arg(long, short)]
     pub quiet: bool,
-    /// Print the seconds spent reading, resampling (the library's fit_resample alone), writing and in total, as one
-    /// line `timing: read=… resample=… write=… total=…` on stderr
+    /// Print the seconds spent reading, resampling (the library call alone, `fit_resample_owned`), writing and in
+    /// total, as one line `timing: read=… resample=… write=… total=…` on stderr
     #[arg(long)]
     pub timing: bool,
 }
@@ -106,6 +106,9 @@ struct Data {
 /// class, ...) as a [`BadInput`] or a [`losskit::Error`]; a failure to write the output otherwise.
 pub fn run(args: &ResampleArgs) -> anyhow::Result<()> {
     let t_start = Instant::now();
+    // Start rayon's worker threads now, so that they come up while the input is read rather than inside the
+    // resampling call (the task itself does nothing).
+    rayon::spawn(|| {});
     let entry = losskit::samplers::registry::find(&args.method)?;
     if !entry.kind.is_resampler() {
         let names: Vec<&str> = losskit::samplers::registry::resamplers().map(|e| e.name).collect();
@@ -159,7 +162,8 @@ pub fn run(args: &ResampleArgs) -> anyhow::Result<()> {
         s
     };
     let t0 = Instant::now();
-    let result = sampler.fit_resample(data.x.view(), data.y.view(), args.seed);
+    // The input is handed over: SMOTE-family samplers grow the output from its buffer instead of copying it.
+    let result = sampler.fit_resample_owned(data.x, data.y.view(), args.seed);
     let t_resample = t0.elapsed();
     spinner.finish_and_clear();
     let out = result.with_context(|| format!("{} on {}", entry.name, args.input.display()))?;

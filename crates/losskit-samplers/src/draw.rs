@@ -125,11 +125,31 @@ pub(crate) fn check_xy(x: ArrayView2<'_, f64>, y: ArrayView1<'_, i64>) -> Result
 /// The row indices of each class, in ascending label order, each list in ascending row order
 /// (NumPy's `flatnonzero(y == c)` for every `c` in `unique(y)`).
 pub(crate) fn class_members(y: ArrayView1<'_, i64>) -> BTreeMap<i64, Vec<usize>> {
-    let mut members: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    // A short list searched from the most recent class (labels come in runs, or from few classes), turned into the
+    // ordered map at the end: one map lookup per row costs more than the rest of the pass.
+    let mut lists: Vec<(i64, Vec<usize>)> = Vec::new();
+    let mut last = 0;
     for (i, &label) in y.iter().enumerate() {
-        members.entry(label).or_default().push(i);
+        if lists.get(last).is_none_or(|(l, _)| *l != label) {
+            last = match lists.iter().position(|(l, _)| *l == label) {
+                Some(at) => at,
+                None => {
+                    lists.push((label, Vec::new()));
+                    lists.len() - 1
+                }
+            };
+        }
+        lists[last].1.push(i);
+        if lists.len() > 64 {
+            // Many classes: the map is the better structure from here on.
+            let mut members: BTreeMap<i64, Vec<usize>> = lists.into_iter().collect();
+            for (j, &label) in y.iter().enumerate().skip(i + 1) {
+                members.entry(label).or_default().push(j);
+            }
+            return members;
+        }
     }
-    members
+    lists.into_iter().collect()
 }
 
 /// The class counts of [`class_members`] (one pass over `y` serves both).
@@ -182,6 +202,19 @@ pub(crate) fn push_rows(out: &mut Vec<f64>, x: ArrayView2<'_, f64>, idx: &[usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_members_is_the_per_label_index_list_for_few_and_many_classes() {
+        for classes in [1_i64, 2, 7, 64, 65, 300] {
+            let y: ndarray::Array1<i64> = (0..5000_i64).map(|i| ((i * 7919) % 10007) % classes - classes / 3).collect();
+            let mut want: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+            for (i, &l) in y.iter().enumerate() {
+                want.entry(l).or_default().push(i);
+            }
+            assert_eq!(class_members(y.view()), want, "{classes} classes");
+        }
+        assert!(class_members(ndarray::Array1::<i64>::zeros(0).view()).is_empty());
+    }
 
     #[test]
     fn positions_without_replacement_are_distinct_and_in_range() {

@@ -213,9 +213,7 @@ impl KMeansSmote {
             let nn = class_neighbors("kmeans-smote", "k_neighbors", x.view(), &rows, class, k)?;
             let t = draws.integers(rows.len() * k, n_c);
             let steps = draws.uniform(0.0, 1.0, n_c);
-            let base: Vec<usize> = t.iter().map(|&t| rows[t / k]).collect();
-            let nbr: Vec<usize> = t.iter().map(|&t| rows[nn.indices[[t / k, t % k]]]).collect();
-            out.push_synthetic(class, &base, &nbr, &steps, None);
+            out.push_pairs(class, |i| (rows[t[i] / k], rows[nn.indices[[t[i] / k, t[i] % k]]]), &steps, None);
         }
         out.finish()
     }

@@ -11,12 +11,15 @@
 //! 3. That fast value carries a rounding error of at most `c·(‖q‖² + ‖b‖²)` with `c = (4D + 64)·2⁻²⁴` (a
 //!    conservative bound on the `f32` GEMM, the centring and the conversion). Each query keeps every data row whose
 //!    *lower* bound is at most the k-th smallest *upper* bound seen so far, so no row that can be among the true k
-//!    nearest is ever dropped (partial selection keeps the candidate list short: about k rows unless many rows are
-//!    within the rounding error of the k-th distance).
+//!    nearest is ever dropped. The k smallest upper bounds are kept sorted at the front of the candidate list, so the
+//!    bound tightens at every offer that improves it; rows beyond it are dropped in batches (the list stays about k
+//!    rows long unless many rows are within the rounding error of the k-th distance).
 //!    On x86-64 with AVX2 and FMA the tile × block product and the candidate filter are fused in one kernel
 //!    (`KnnIndex::sweep_fused`): the data are stored once in panels of 16 rows (`[D][16]`), six queries at a time
 //!    accumulate their 6 × 16 dot products in registers over the D features and compare them with each query's
-//!    pre-filter threshold at once, so no tile × block matrix is written or read back. The rounding bound of step 3
+//!    pre-filter threshold at once, so no tile × block matrix is written or read back. With AVX-512 a panel is one
+//!    register and twelve queries run at a time. A self-search over all rows computes each pair once and offers it
+//!    to both rows. The rounding bound of step 3
 //!    holds for any summation order (with or without FMA), so the candidate sets keep their guarantee; the GEMM path
 //!    remains for other CPUs and both are tested against the same oracle.
 //! 4. The candidates are re-ranked by the squared distance computed directly in `f64`, `Σ (qⱼ − bⱼ)²`, and sorted by
@@ -150,8 +153,8 @@ pub(crate) struct KnnIndex<'a> {
     lower_norms: Vec<f32>,
     /// The relative error bound `c`.
     c: f64,
-    /// Whether [`KnnIndex::sweep_fused`] runs (x86-64 with AVX2 and FMA), else the GEMM path.
-    fused: bool,
+    /// The kernel: a fused one ([`KnnIndex::sweep_fused`], x86-64 with AVX2 and FMA, or AVX-512) or the GEMM path.
+    kernel: Kernel,
     /// `centered` in panels of [`PANEL`] rows, `[⌈N/16⌉][D][16]` (rows past N are zeros); empty unless `fused`.
     panels: Vec<f32>,
     /// `lower_norms` padded to a whole panel with NaN (never passes the `≤` filter); empty unless `fused`.
@@ -187,19 +190,49 @@ fn neighbors(indices: Vec<usize>, distances: Vec<f64>, m: usize, k: usize) -> Re
 /// Data rows per panel of the fused kernel (two AVX registers).
 const PANEL: usize = 16;
 
+/// Queries per call of the AVX-512 kernel: 12 accumulators, 1 panel register and the broadcasts, of 32 registers.
+const GROUP_512: usize = 12;
+
 /// Queries per call of the fused kernel: 6 × 2 accumulators + 2 panel registers + 1 broadcast = 15 of the 16 AVX
 /// registers.
 const GROUP: usize = 6;
 
-/// Whether the CPU runs the fused kernel.
-fn fused_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+/// Which kernel computes the dot products and the candidate filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// A GEMM per tile × block, then a scan of the products (any CPU).
+    Gemm,
+    /// The fused AVX2 + FMA kernel: six queries × one panel of 16 rows in registers.
+    Avx2,
+    /// The fused AVX-512 kernel: twelve queries × one panel in registers, the filter as one mask compare.
+    Avx512,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs.
+    pub(crate) fn best() -> Kernel {
+        [Kernel::Avx512, Kernel::Avx2].into_iter().find(|k| k.available()).unwrap_or(Kernel::Gemm)
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    /// Whether this CPU runs the kernel.
+    pub(crate) fn available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Kernel::Gemm => true,
+                Kernel::Avx2 => has!("avx2") && has!("fma"),
+                Kernel::Avx512 => has!("avx512f") && has!("avx2") && has!("fma"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Kernel::Gemm
+        }
+    }
+
+    fn fused(self) -> bool {
+        self != Kernel::Gemm
     }
 }
 
@@ -255,12 +288,13 @@ impl<'a> KnnIndex<'a> {
     /// Builds the index over `raw` `[N, D]`; the scale also covers `extra` (external queries) so that no scaled
     /// value exceeds 1 in magnitude.
     pub(crate) fn new(raw: ArrayView2<'a, f64>, extra: Option<ArrayView2<'_, f64>>) -> Self {
-        Self::build(raw, extra, fused_available())
+        Self::build(raw, extra, Kernel::best())
     }
 
-    /// [`KnnIndex::new`] choosing the path: `fused` only takes effect where [`fused_available`].
-    pub(crate) fn build(raw: ArrayView2<'a, f64>, extra: Option<ArrayView2<'_, f64>>, fused: bool) -> Self {
-        let fused = fused && fused_available();
+    /// [`KnnIndex::new`] choosing the kernel; one this CPU lacks falls back to the best it has.
+    pub(crate) fn build(raw: ArrayView2<'a, f64>, extra: Option<ArrayView2<'_, f64>>, kernel: Kernel) -> Self {
+        let kernel = if kernel.available() { kernel } else { Kernel::best() };
+        let fused = kernel.fused();
         let (n, d) = raw.dim();
         let mut max_abs = raw.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
         if let Some(e) = extra {
@@ -306,7 +340,7 @@ impl<'a> KnnIndex<'a> {
             panel_ln = lower_norms.clone();
             panel_ln.resize(n_panels * PANEL, f32::NAN);
         }
-        KnnIndex { raw, scale, mean, centered, norms, lower_norms, c, fused, panels, panel_ln }
+        KnnIndex { raw, scale, mean, centered, norms, lower_norms, c, kernel, panels, panel_ln }
     }
 
     fn n(&self) -> usize {
@@ -339,12 +373,12 @@ impl<'a> KnnIndex<'a> {
         let m = queries.len();
         #[cfg(target_arch = "x86_64")]
         if let Queries::Rows { rows, exclude_self: true } = queries
-            && self.fused
+            && self.kernel.fused()
             && m == n
             && m > QUERY_TILE
             && rows.iter().enumerate().all(|(i, &r)| i == r)
         {
-            // SAFETY: `fused` is set only when the CPU has AVX2 and FMA.
+            // SAFETY: a fused kernel is chosen only when the CPU has AVX2 and FMA (and AVX-512F for its own).
             let (indices, distances) = unsafe { self.search_all_pairs(queries, k) };
             return neighbors(indices, distances, m, k);
         }
@@ -369,9 +403,8 @@ impl<'a> KnnIndex<'a> {
     /// [`KnnIndex::sweep_fused`], which changes only how fast the thresholds tighten, never the (exact) result.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA (`self.fused`).
+    /// The CPU must support the fused kernel (`self.kernel`).
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
     unsafe fn search_all_pairs(&self, queries: &Queries<'_>, k: usize) -> (Vec<usize>, Vec<f64>) {
         use std::sync::Mutex;
         let n = self.n();
@@ -397,19 +430,8 @@ impl<'a> KnnIndex<'a> {
             let (i0, tq) = (a * QUERY_TILE, ta.states.len());
             let q = &flat[i0 * d..(i0 + tq) * d];
             let (p0, p1) = (a * panels_per_tile, ((a + 1) * panels_per_tile).min(n_panels));
-            let mut r0 = 0;
-            while r0 < tq {
-                let r = if r0 + GROUP <= tq { GROUP } else { 1 };
-                // SAFETY: AVX2 and FMA (this function's contract); rows r0..r0 + r of the tile exist.
-                unsafe {
-                    if r == GROUP {
-                        self.kernel::<GROUP>(q, r0, &mut ta.states[r0..r0 + GROUP], p0, p1, k);
-                    } else {
-                        self.kernel::<1>(q, r0, &mut ta.states[r0..r0 + 1], p0, p1, k);
-                    }
-                }
-                r0 += r;
-            }
+            // SAFETY: the fused kernel's CPU features (this function's contract); `q` holds the tile's rows.
+            unsafe { self.one_way(q, &mut ta.states, p0, p1, k) };
             ta.sync();
         });
         // Round-robin (circle method) over an even number of slots; slot n_tiles is a bye when n_tiles is odd.
@@ -428,19 +450,8 @@ impl<'a> KnnIndex<'a> {
                 let (i0, tq) = (a * QUERY_TILE, ta.states.len());
                 let q = &flat[i0 * d..(i0 + tq) * d];
                 let (p0, p1) = (b * panels_per_tile, ((b + 1) * panels_per_tile).min(n_panels));
-                let mut r0 = 0;
-                while r0 < tq {
-                    let r = if r0 + GROUP <= tq { GROUP } else { 1 };
-                    // SAFETY: AVX2 and FMA; rows r0..r0 + r of tile a exist; panels p0..p1 are tile b's.
-                    unsafe {
-                        if r == GROUP {
-                            self.kernel_pair::<GROUP>(q, r0, i0, &mut ta.states[r0..r0 + GROUP], &mut tb, p0, p1, k);
-                        } else {
-                            self.kernel_pair::<1>(q, r0, i0, &mut ta.states[r0..r0 + 1], &mut tb, p0, p1, k);
-                        }
-                    }
-                    r0 += r;
-                }
+                // SAFETY: the fused kernel's CPU features; `q` holds tile a's rows; panels p0..p1 are tile b's.
+                unsafe { self.two_way(q, i0, &mut ta.states, &mut tb, p0, p1, k) };
                 ta.sync();
             });
         }
@@ -522,25 +533,8 @@ impl<'a> KnnIndex<'a> {
                         let mut g = [0.0_f32; PANEL];
                         _mm256_storeu_ps(g.as_mut_ptr(), a[0]);
                         _mm256_storeu_ps(g.as_mut_ptr().add(8), a[1]);
-                        let mut bits = row_bits;
-                        while bits != 0 {
-                            let l = bits.trailing_zeros() as usize;
-                            bits &= bits - 1;
-                            let j = p * PANEL + l;
-                            if self.panel_ln[j] - 2.0 * g[l] <= st.thr {
-                                self.offer(st, j, g[l], k);
-                            }
-                        }
-                        let mut bits = col_bits;
-                        while bits != 0 {
-                            let l = bits.trailing_zeros() as usize;
-                            bits &= bits - 1;
-                            let sj = &mut tb.states[local + l];
-                            if self.lower_norms[i] - 2.0 * g[l] <= sj.thr {
-                                self.offer(sj, i, g[l], k);
-                                tb.thr[local + l] = sj.thr;
-                            }
-                        }
+                        self.offer_bits(st, row_bits, p * PANEL, &g, k);
+                        self.offer_back(tb, col_bits, local, i, &g, k);
                     }
                 }
             }
@@ -582,10 +576,11 @@ impl<'a> KnnIndex<'a> {
             states.push(RowState::new(qn, skip, k));
         }
         #[cfg(target_arch = "x86_64")]
-        if self.fused
+        if self.kernel.fused()
             && let Some(q) = qb.as_slice()
         {
-            // SAFETY: `fused` is set only when the CPU has AVX2 and FMA; `q` holds the tile's `tq` rows of `d`.
+            // SAFETY: a fused kernel is chosen only when the CPU has AVX2 and FMA (and AVX-512F for its own); `q`
+            // holds the tile's `tq` rows of `d`.
             unsafe { self.sweep_fused(q, &mut states, k) };
             for (r, st) in states.iter_mut().enumerate() {
                 let (idx, dist) = (&mut out_idx[r * k..(r + 1) * k], &mut out_dist[r * k..(r + 1) * k]);
@@ -621,9 +616,8 @@ impl<'a> KnnIndex<'a> {
     /// in blocks of panels that stay in L2, and within a block six queries at a time.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA, and `q.len()` must be `states.len() · D`.
+    /// The CPU must support the fused kernel (`self.kernel`), and `q.len()` must be `states.len() · D`.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
     unsafe fn sweep_fused(&self, q: &[f32], states: &mut [RowState], k: usize) {
         let d = self.centered.ncols();
         let n_panels = self.panel_ln.len() / PANEL;
@@ -634,17 +628,8 @@ impl<'a> KnnIndex<'a> {
         let mut p0 = 0;
         while p0 < n_panels {
             let p1 = (p0 + block).min(n_panels);
-            let mut r0 = 0;
-            while r0 + GROUP <= tq {
-                // SAFETY: as this function's contract; rows r0..r0 + GROUP exist.
-                unsafe { self.kernel::<GROUP>(q, r0, &mut states[r0..r0 + GROUP], p0, p1, k) };
-                r0 += GROUP;
-            }
-            while r0 < tq {
-                // SAFETY: as above, for one row.
-                unsafe { self.kernel::<1>(q, r0, &mut states[r0..r0 + 1], p0, p1, k) };
-                r0 += 1;
-            }
+            // SAFETY: as this function's contract.
+            unsafe { self.one_way(q, states, p0, p1, k) };
             p0 = p1;
         }
     }
@@ -694,21 +679,247 @@ impl<'a> KnnIndex<'a> {
                     // ln − 2g: 2g is exact, so one rounding, as the scalar recheck below.
                     let m0 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_fnmadd_ps(two, a[0], ln0), thr));
                     let m1 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_fnmadd_ps(two, a[1], ln1), thr));
-                    let mut bits = (m0 as u32) | ((m1 as u32) << 8);
+                    let bits = (m0 as u32) | ((m1 as u32) << 8);
                     if bits != 0 {
                         let mut g = [0.0_f32; PANEL];
                         _mm256_storeu_ps(g.as_mut_ptr(), a[0]);
                         _mm256_storeu_ps(g.as_mut_ptr().add(8), a[1]);
-                        while bits != 0 {
-                            let l = bits.trailing_zeros() as usize;
-                            bits &= bits - 1;
-                            let j = p * PANEL + l;
-                            if self.panel_ln[j] - 2.0 * g[l] <= st.thr {
-                                self.offer(st, j, g[l], k);
-                            }
-                        }
+                        self.offer_bits(st, bits, p * PANEL, &g, k);
                     }
                 }
+            }
+        }
+    }
+
+    /// All rows of `q` (`states.len()` queries) against panels `p0..p1`, one way (each query's own candidates), in
+    /// register groups of the chosen kernel.
+    ///
+    /// # Safety
+    /// The CPU must support `self.kernel` (a fused one); `q` holds `states.len()` rows of `D`; `p1 ≤` the number of
+    /// panels.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn one_way(&self, q: &[f32], states: &mut [RowState], p0: usize, p1: usize, k: usize) {
+        let tq = states.len();
+        let mut r0 = 0;
+        while r0 < tq {
+            let left = tq - r0;
+            // SAFETY: the CPU features of the kernel called (this function's contract); rows r0..r0 + r exist.
+            let r = unsafe {
+                match self.kernel {
+                    Kernel::Avx512 if left >= GROUP_512 => {
+                        self.kernel512::<GROUP_512>(q, r0, &mut states[r0..r0 + GROUP_512], p0, p1, k);
+                        GROUP_512
+                    }
+                    Kernel::Avx512 if left >= 4 => {
+                        self.kernel512::<4>(q, r0, &mut states[r0..r0 + 4], p0, p1, k);
+                        4
+                    }
+                    Kernel::Avx512 => {
+                        self.kernel512::<1>(q, r0, &mut states[r0..r0 + 1], p0, p1, k);
+                        1
+                    }
+                    _ if left >= GROUP => {
+                        self.kernel::<GROUP>(q, r0, &mut states[r0..r0 + GROUP], p0, p1, k);
+                        GROUP
+                    }
+                    _ => {
+                        self.kernel::<1>(q, r0, &mut states[r0..r0 + 1], p0, p1, k);
+                        1
+                    }
+                }
+            };
+            r0 += r;
+        }
+    }
+
+    /// All rows of tile a (`q`, global index of its first row `i0`) against tile b's panels `p0..p1`, both ways (see
+    /// [`KnnIndex::kernel_pair`]), in register groups of the chosen kernel.
+    ///
+    /// # Safety
+    /// As [`KnnIndex::one_way`]; panels `p0..p1` are tile b's.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn two_way(
+        &self,
+        q: &[f32],
+        i0: usize,
+        states: &mut [RowState],
+        tb: &mut Tile,
+        p0: usize,
+        p1: usize,
+        k: usize,
+    ) {
+        let tq = states.len();
+        let mut r0 = 0;
+        while r0 < tq {
+            let left = tq - r0;
+            // SAFETY: as `one_way`.
+            let r = unsafe {
+                match self.kernel {
+                    Kernel::Avx512 if left >= GROUP_512 => {
+                        self.kernel_pair512::<GROUP_512>(q, r0, i0, &mut states[r0..r0 + GROUP_512], tb, p0, p1, k);
+                        GROUP_512
+                    }
+                    Kernel::Avx512 if left >= 4 => {
+                        self.kernel_pair512::<4>(q, r0, i0, &mut states[r0..r0 + 4], tb, p0, p1, k);
+                        4
+                    }
+                    Kernel::Avx512 => {
+                        self.kernel_pair512::<1>(q, r0, i0, &mut states[r0..r0 + 1], tb, p0, p1, k);
+                        1
+                    }
+                    _ if left >= GROUP => {
+                        self.kernel_pair::<GROUP>(q, r0, i0, &mut states[r0..r0 + GROUP], tb, p0, p1, k);
+                        GROUP
+                    }
+                    _ => {
+                        self.kernel_pair::<1>(q, r0, i0, &mut states[r0..r0 + 1], tb, p0, p1, k);
+                        1
+                    }
+                }
+            };
+            r0 += r;
+        }
+    }
+
+    /// [`KnnIndex::kernel`] with AVX-512: one panel of 16 rows is one register, so `R` queries need `R`
+    /// accumulators (up to [`GROUP_512`] of the 32 registers) and the filter is one masked compare per query. The
+    /// dot products are summed in the same order as the AVX2 kernel's.
+    ///
+    /// # Safety
+    /// AVX-512F; as [`KnnIndex::kernel`] otherwise.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn kernel512<const R: usize>(
+        &self,
+        q: &[f32],
+        r0: usize,
+        states: &mut [RowState],
+        p0: usize,
+        p1: usize,
+        k: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let d = self.centered.ncols();
+        debug_assert!(q.len() >= (r0 + R) * d && states.len() == R && p1 * PANEL <= self.panel_ln.len());
+        let qp = q.as_ptr();
+        let two = _mm512_set1_ps(2.0);
+        for p in p0..p1 {
+            // SAFETY: as `kernel`: panel p and rows r0..r0 + R of q are in bounds.
+            unsafe {
+                let acc = self.dots512::<R>(qp.add(r0 * d), d, p);
+                let ln = _mm512_loadu_ps(self.panel_ln.as_ptr().add(p * PANEL));
+                for (a, st) in acc.iter().zip(states.iter_mut()) {
+                    let thr = _mm512_set1_ps(st.thr);
+                    let bits = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(_mm512_fnmadd_ps(two, *a, ln), thr) as u32;
+                    if bits != 0 {
+                        let mut g = [0.0_f32; PANEL];
+                        _mm512_storeu_ps(g.as_mut_ptr(), *a);
+                        self.offer_bits(st, bits, p * PANEL, &g, k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`KnnIndex::kernel_pair`] with AVX-512 (see [`KnnIndex::kernel512`]).
+    ///
+    /// # Safety
+    /// AVX-512F; as [`KnnIndex::kernel_pair`] otherwise.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel_pair512<const R: usize>(
+        &self,
+        q: &[f32],
+        r0: usize,
+        i0: usize,
+        states: &mut [RowState],
+        tb: &mut Tile,
+        p0: usize,
+        p1: usize,
+        k: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let d = self.centered.ncols();
+        debug_assert!(q.len() >= (r0 + R) * d && states.len() == R && p1 * PANEL <= self.panel_ln.len());
+        let qp = q.as_ptr();
+        let two = _mm512_set1_ps(2.0);
+        for p in p0..p1 {
+            let local = (p - p0) * PANEL;
+            // SAFETY: as `kernel_pair`; tb.thr has QUERY_TILE ≥ local + 16 entries.
+            unsafe {
+                let acc = self.dots512::<R>(qp.add(r0 * d), d, p);
+                let ln = _mm512_loadu_ps(self.panel_ln.as_ptr().add(p * PANEL));
+                for (r, (a, st)) in acc.iter().zip(states.iter_mut()).enumerate() {
+                    let i = i0 + r0 + r;
+                    let thr = _mm512_set1_ps(st.thr);
+                    let row_bits = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(_mm512_fnmadd_ps(two, *a, ln), thr) as u32;
+                    let li = _mm512_set1_ps(self.lower_norms[i]);
+                    let tj = _mm512_loadu_ps(tb.thr.as_ptr().add(local));
+                    let col_bits = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(_mm512_fnmadd_ps(two, *a, li), tj) as u32;
+                    if (row_bits | col_bits) != 0 {
+                        let mut g = [0.0_f32; PANEL];
+                        _mm512_storeu_ps(g.as_mut_ptr(), *a);
+                        self.offer_bits(st, row_bits, p * PANEL, &g, k);
+                        self.offer_back(tb, col_bits, local, i, &g, k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The `R × 16` dot products of `R` query rows (at `qp`, `D` apart) with panel `p`, summed over the features in
+    /// order.
+    ///
+    /// # Safety
+    /// AVX-512F; `qp` points at `R` rows of `D` floats; `p` is a panel.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn dots512<const R: usize>(&self, qp: *const f32, d: usize, p: usize) -> [std::arch::x86_64::__m512; R] {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract.
+        unsafe {
+            let base = self.panels.as_ptr().add(p * d * PANEL);
+            let mut acc = [_mm512_setzero_ps(); R];
+            for t in 0..d {
+                let b = _mm512_loadu_ps(base.add(t * PANEL));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(_mm512_set1_ps(*qp.add(r * d + t)), b, *a);
+                }
+            }
+            acc
+        }
+    }
+
+    /// Offers the panel rows `j0 + l` for the set bits `l` of `bits` to one query (its dot products in `g`),
+    /// each rechecked against the query's threshold as it tightens.
+    #[inline]
+    fn offer_bits(&self, st: &mut RowState, mut bits: u32, j0: usize, g: &[f32; PANEL], k: usize) {
+        while bits != 0 {
+            let l = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let j = j0 + l;
+            if self.panel_ln[j] - 2.0 * g[l] <= st.thr {
+                self.offer(st, j, g[l], k);
+            }
+        }
+    }
+
+    /// Offers row `i` to tile b's rows `local + l` for the set bits `l` of `bits` (dot products in `g`), each
+    /// rechecked against that row's threshold, which `tb.thr` then mirrors.
+    #[inline]
+    fn offer_back(&self, tb: &mut Tile, mut bits: u32, local: usize, i: usize, g: &[f32; PANEL], k: usize) {
+        while bits != 0 {
+            let l = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let sj = &mut tb.states[local + l];
+            if self.lower_norms[i] - 2.0 * g[l] <= sj.thr {
+                self.offer(sj, i, g[l], k);
+                tb.thr[local + l] = sj.thr;
             }
         }
     }
@@ -752,6 +963,10 @@ impl<'a> KnnIndex<'a> {
     }
 
     /// Adds data row `j` (with GEMM value `gj`) to the query's candidates when its lower bound allows.
+    ///
+    /// The first `min(k, len)` candidates are kept sorted by upper bound and are the `k` smallest upper bounds seen,
+    /// so the bound (the k-th smallest) and the pre-filter threshold tighten at every offer that improves them, not
+    /// only when the list is pruned: fewer rows pass the filter afterwards.
     fn offer(&self, st: &mut RowState, j: usize, gj: f32, k: usize) {
         if st.skip == Some(j) {
             return;
@@ -763,22 +978,51 @@ impl<'a> KnnIndex<'a> {
         if f64::from(lower) > st.bound {
             return;
         }
-        st.cand.push(Cand { lower, upper: up(approx + delta), idx: j as u32 });
+        let cand = Cand { lower, upper: up(approx + delta), idx: j as u32 };
+        let len = st.cand.len();
+        // Insertion into the sorted front by hand: k is small, and a library insert costs a memmove call.
+        let sorted_insert = |front: &mut [Cand], mut i: usize| {
+            while i > 0 && front[i - 1].upper > cand.upper {
+                front[i] = front[i - 1];
+                i -= 1;
+            }
+            front[i] = cand;
+        };
+        if len < k {
+            st.cand.push(cand);
+            sorted_insert(&mut st.cand, len);
+            if len + 1 == k {
+                self.tighten(st, k);
+            }
+        } else if cand.upper < st.cand[k - 1].upper {
+            let evicted = st.cand[k - 1];
+            sorted_insert(&mut st.cand[..k], k - 1);
+            st.cand.push(evicted);
+            self.tighten(st, k);
+        } else {
+            st.cand.push(cand);
+        }
         if st.cand.len() >= st.cap {
             self.prune(st, k);
         }
     }
 
-    /// Keeps only the candidates whose lower bound is at most the k-th smallest upper bound.
+    /// Sets the bound to the k-th smallest upper bound (`cand[k − 1]`, see [`KnnIndex::offer`]) and the pre-filter
+    /// threshold from it.
+    fn tighten(&self, st: &mut RowState, k: usize) {
+        let bound = f64::from(st.cand[k - 1].upper);
+        st.bound = bound;
+        // Pre-filter threshold on ln_j − 2g = bn(1 − 2c) − 2g: looser than `lower ≤ bound` by c(qn + bn), which
+        // covers its own f32 rounding.
+        st.thr = (bound - st.qn * (1.0 - 2.0 * self.c) + ABS_SLACK) as f32;
+    }
+
+    /// Drops the candidates whose lower bound exceeds the bound (the k-th smallest upper bound); the sorted first
+    /// `k` always stay, in order.
     fn prune(&self, st: &mut RowState, k: usize) {
         if st.cand.len() >= k {
-            st.cand.select_nth_unstable_by(k - 1, |a, b| a.upper.total_cmp(&b.upper));
-            let bound = f64::from(st.cand[k - 1].upper);
-            st.bound = bound;
+            let bound = st.bound;
             st.cand.retain(|c| f64::from(c.lower) <= bound);
-            // Pre-filter threshold on ln_j − 2g = bn(1 − 2c) − 2g: looser than `lower ≤ bound` by c(qn + bn), which
-            // covers its own f32 rounding.
-            st.thr = (bound - st.qn * (1.0 - 2.0 * self.c) + ABS_SLACK) as f32;
             if st.cand.len() * 2 > st.cap {
                 st.cap *= 2;
                 st.cand.reserve_exact(st.cap - st.cand.len());
@@ -888,28 +1132,29 @@ mod tests {
     fn fused_and_gemm_paths_give_the_oracle() {
         // Both paths of the same index against the plain oracle: data sizes around the panel (16) and group (6)
         // boundaries, several dimensions, self and external queries.
-        for (n, d, k, m) in [(17, 3, 2, 5), (33, 16, 5, 7), (250, 32, 6, 13), (1000, 5, 3, 256 + 6 + 1)] {
+        for (n, d, k, m) in [(17, 3, 2, 5), (33, 16, 5, 7), (250, 32, 6, 13), (531, 9, 4, 7), (1000, 5, 3, 256 + 6 + 1)]
+        {
             let x = random(n, d, (n * d) as u64, 0.5, 2.0);
             let q = random(m, d, 99, 0.0, 2.5);
             let all: Vec<usize> = (0..n).collect();
-            for fused in [false, true] {
+            for fused in [Kernel::Gemm, Kernel::Avx2, Kernel::Avx512] {
                 let own = KnnIndex::build(x.view(), None, fused)
                     .search(&Queries::Rows { rows: &all, exclude_self: true }, k)
                     .unwrap();
-                assert_eq!(rows(&own), oracle(&x, &x, k, true), "self n={n} d={d} fused={fused}");
+                assert_eq!(rows(&own), oracle(&x, &x, k, true), "self n={n} d={d} kernel={fused:?}");
                 let ext = KnnIndex::build(x.view(), Some(q.view()), fused).search(&Queries::External(q.view()), k);
                 let ext = ext.unwrap();
-                assert_eq!(rows(&ext), oracle(&x, &q, k, false), "external n={n} d={d} fused={fused}");
+                assert_eq!(rows(&ext), oracle(&x, &q, k, false), "external n={n} d={d} kernel={fused:?}");
             }
         }
         // Exact ties on a grid, through both paths.
         let grid = Array2::from_shape_fn((81, 2), |(i, j)| if j == 0 { (i / 9) as f64 } else { (i % 9) as f64 });
         let all: Vec<usize> = (0..81).collect();
-        for fused in [false, true] {
+        for fused in [Kernel::Gemm, Kernel::Avx2, Kernel::Avx512] {
             let got = KnnIndex::build(grid.view(), None, fused)
                 .search(&Queries::Rows { rows: &all, exclude_self: true }, 8)
                 .unwrap();
-            assert_eq!(rows(&got), oracle(&grid, &grid, 8, true), "grid fused={fused}");
+            assert_eq!(rows(&got), oracle(&grid, &grid, 8, true), "grid kernel={fused:?}");
         }
     }
 

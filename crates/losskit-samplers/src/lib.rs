@@ -112,4 +112,15 @@ pub trait Sampler: std::fmt::Debug + Send + Sync {
     /// # Errors
     /// Shape, finiteness, strategy and parameter errors, each naming the argument.
     fn fit_resample(&self, x: ArrayView2<'_, f64>, y: ArrayView1<'_, i64>, seed: u64) -> Result<Resampled>;
+
+    /// [`Sampler::fit_resample`] on an `x` the caller hands over: a sampler whose output begins with the input rows
+    /// (the SMOTE family) may build the output in `x`'s own buffer instead of copying it, which saves the copy and
+    /// the memory of a second `x`. The result is the same as `fit_resample(x.view(), y, seed)`, bit for bit; the
+    /// default does exactly that.
+    ///
+    /// # Errors
+    /// As [`Sampler::fit_resample`].
+    fn fit_resample_owned(&self, x: Array2<f64>, y: ArrayView1<'_, i64>, seed: u64) -> Result<Resampled> {
+        self.fit_resample(x.view(), y, seed)
+    }
 }

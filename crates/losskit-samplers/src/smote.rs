@@ -1,6 +1,6 @@
 //! SMOTE (Chawla et al. 2002), as imbalanced-learn's `SMOTE`, and the interpolation step its variants share.
 
-use ndarray::{ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
 use crate::draw::{Draws, RngDraws, check_xy, class_members, counts_of, gather, matrix, output_size};
@@ -114,7 +114,7 @@ impl Smote {
         seed: u64,
         search: &mut dyn FnMut(ArrayView2<'_, f64>, usize) -> Result<Neighbors>,
     ) -> Result<Resampled> {
-        self.resample_searching(x, y, &mut RngDraws::new(seed), search)
+        self.resample_searching(Input::View(x), y, &mut RngDraws::new(seed), search)
     }
 
     /// The over-sampling itself, with the draws given (real or the parity-test stub).
@@ -124,45 +124,71 @@ impl Smote {
         y: ArrayView1<'_, i64>,
         draws: &mut dyn Draws,
     ) -> Result<Resampled> {
-        self.resample_searching(x, y, draws, &mut self_neighbors)
+        self.resample_searching(Input::View(x), y, draws, &mut self_neighbors)
     }
 
     fn resample_searching(
         &self,
-        x: ArrayView2<'_, f64>,
+        x: Input<'_>,
         y: ArrayView1<'_, i64>,
         draws: &mut dyn Draws,
         search: &mut dyn FnMut(ArrayView2<'_, f64>, usize) -> Result<Neighbors>,
     ) -> Result<Resampled> {
         self.check()?;
-        check_xy(x, y)?;
+        check_xy(x.view(), y)?;
         let members = class_members(y);
         let targets = self.sampling_strategy.resolve(&counts_of(&members), SamplingKind::Over)?;
-        let x = x.as_standard_layout();
         let k = self.k_neighbors;
-        let mut out = Growing::new(x.view(), y, targets.values().try_fold(0usize, |a, &b| a.checked_add(b)))?;
+        let extra = targets.values().try_fold(0usize, |a, &b| a.checked_add(b));
+        for (&class, &n_new) in &targets {
+            let have = members.get(&class).map_or(0, Vec::len);
+            if n_new > 0 && have < k + 1 {
+                return Err(too_few("smote", "k_neighbors", &format!("class {class} has"), have, k, k + 1));
+            }
+        }
+        let mut out = match x {
+            Input::View(v) => Growing::new(v, y, extra)?,
+            Input::Owned(a) => Growing::from_owned(a, y, extra)?,
+        };
         for (&class, &n_new) in &targets {
             if n_new == 0 {
                 continue;
             }
             let rows = members.get(&class).map_or(&[][..], Vec::as_slice);
-            if rows.len() < k + 1 {
-                return Err(too_few("smote", "k_neighbors", &format!("class {class} has"), rows.len(), k, k + 1));
-            }
-            let nn = search(gather(x.view(), rows)?.view(), k)?;
+            let nn = search(gather(out.input()?, rows)?.view(), k)?;
             let t = draws.integers(rows.len() * k, n_new);
             let steps = draws.uniform(0.0, 1.0, n_new);
-            let base: Vec<usize> = t.iter().map(|&t| rows[t / k]).collect();
-            let nbr: Vec<usize> = t.iter().map(|&t| rows[nn.indices[[t / k, t % k]]]).collect();
-            out.push_synthetic(class, &base, &nbr, &steps, None);
+            out.push_pairs(class, |i| (rows[t[i] / k], rows[nn.indices[[t[i] / k, t[i] % k]]]), &steps, None);
         }
         out.finish()
+    }
+}
+
+/// The input of a resampling call: borrowed (copied into the output) or owned (the output grows from it).
+enum Input<'a> {
+    View(ArrayView2<'a, f64>),
+    Owned(Array2<f64>),
+}
+
+impl Input<'_> {
+    fn view(&self) -> ArrayView2<'_, f64> {
+        match self {
+            Input::View(v) => v.view(),
+            Input::Owned(a) => a.view(),
+        }
     }
 }
 
 impl Sampler for Smote {
     fn fit_resample(&self, x: ArrayView2<'_, f64>, y: ArrayView1<'_, i64>, seed: u64) -> Result<Resampled> {
         self.resample_with(x, y, &mut RngDraws::new(seed))
+    }
+
+    /// As `fit_resample`, with the output grown from `x`'s own buffer: the input rows are not copied (for a large
+    /// input the allocator moves the buffer's pages to make room rather than copying them), and peak memory is the
+    /// output alone. Same result, bit for bit.
+    fn fit_resample_owned(&self, x: Array2<f64>, y: ArrayView1<'_, i64>, seed: u64) -> Result<Resampled> {
+        self.resample_searching(Input::Owned(x), y, &mut RngDraws::new(seed), &mut self_neighbors)
     }
 }
 
@@ -236,37 +262,72 @@ pub(crate) fn numpy_sum(a: &[f64]) -> f64 {
 /// Values per parallel task when the input rows are copied into the output (256 KiB).
 const COPY_CHUNK: usize = 1 << 15;
 
+/// New rows per parallel task in [`Growing::push_synthetic`].
+const SYNTH_ROWS: usize = 256;
+
 /// The resampled set under construction: the input rows, then synthetic rows appended class by class.
-pub(crate) struct Growing<'x> {
-    x: ArrayView2<'x, f64>,
-    /// The output buffer, allocated once at its expected size (fresh zeroed pages, so the parallel writes below are
-    /// also the first touch of each page); `filled` values are written.
+///
+/// `data` holds exactly the rows written so far (row-major, `D` wide); its capacity is planned for the whole output
+/// once, so appending never reallocates when the caller's count was right.
+pub(crate) struct Growing {
     data: Vec<f64>,
-    filled: usize,
+    /// Input rows (the first `n·D` values of `data`, the rows synthesis reads).
+    n: usize,
+    d: usize,
     labels: Vec<i64>,
 }
 
-impl<'x> Growing<'x> {
-    /// Starts from a copy of the input; `extra` is the number of new rows expected (capacity; `None` on overflow).
-    pub(crate) fn new(x: ArrayView2<'x, f64>, y: ArrayView1<'_, i64>, extra: Option<usize>) -> Result<Self> {
+impl Growing {
+    /// Starts from a copy of the input (any layout); `extra` is the number of new rows expected (`None` on overflow).
+    pub(crate) fn new(x: ArrayView2<'_, f64>, y: ArrayView1<'_, i64>, extra: Option<usize>) -> Result<Self> {
         let (n, d) = x.dim();
         let (total, len) = output_size(n, extra.unwrap_or(usize::MAX), d)?;
-        let mut data: Vec<f64> = losskit_tensor::alloc::zeroed(len);
-        let filled = n * d;
+        let mut data: Vec<f64> = Vec::with_capacity(len);
+        // Fresh pages: the parallel copy below is their first touch.
+        losskit_tensor::alloc::advise_huge_pages(data.spare_capacity_mut());
+        let head = &mut data.spare_capacity_mut()[..n * d];
         match x.as_slice() {
-            Some(flat) => data[..filled]
-                .par_chunks_mut(COPY_CHUNK)
-                .zip(flat.par_chunks(COPY_CHUNK))
-                .for_each(|(out, src)| out.copy_from_slice(src)),
-            // ok: callers pass a standard layout; kept for safety
-            None => data[..filled].iter_mut().zip(x.iter()).for_each(|(o, &v)| *o = v),
+            Some(flat) => head.par_chunks_mut(COPY_CHUNK).zip(flat.par_chunks(COPY_CHUNK)).for_each(|(out, src)| {
+                for (o, &v) in out.iter_mut().zip(src) {
+                    o.write(v);
+                }
+            }),
+            None => head.iter_mut().zip(x.iter()).for_each(|(o, &v)| {
+                o.write(v);
+            }),
         }
-        let mut labels = Vec::with_capacity(total);
-        labels.extend(y.iter().copied());
-        Ok(Growing { x, data, filled, labels })
+        // SAFETY: the first n·D values were all written just above (`x` has n·D elements), within the capacity.
+        unsafe { data.set_len(n * d) };
+        Ok(Growing { data, n, d, labels: labels_with_room(y, total) })
     }
 
-    /// Appends `x_new[i] = x[base[i]] + steps[i] · ((x[nbr[i]] − x[base[i]]) · factor[i])` (rows of `x`), computed
+    /// Starts from the input itself, without copying it: the rows of a standard-layout `x` stay where they are and
+    /// the buffer grows in place for the `extra` new rows (for a large buffer the allocator moves its pages rather
+    /// than copying them). Any other layout is copied as [`Growing::new`] does.
+    pub(crate) fn from_owned(x: Array2<f64>, y: ArrayView1<'_, i64>, extra: Option<usize>) -> Result<Self> {
+        let (n, d) = x.dim();
+        if !x.is_standard_layout() {
+            return Self::new(x.view(), y, extra);
+        }
+        let (total, len) = output_size(n, extra.unwrap_or(usize::MAX), d)?;
+        let (mut data, offset) = x.into_raw_vec_and_offset();
+        if data.len() != n * d || offset.unwrap_or(0) != 0 {
+            // A view into a larger buffer (sliced in place): take the rows out.
+            let start = offset.unwrap_or(0);
+            data = data[start..start + n * d].to_vec();
+        }
+        data.reserve_exact(len - n * d);
+        losskit_tensor::alloc::advise_huge_pages(data.spare_capacity_mut());
+        Ok(Growing { data, n, d, labels: labels_with_room(y, total) })
+    }
+
+    /// The input rows, `[n, D]`, standard layout.
+    pub(crate) fn input(&self) -> Result<ArrayView2<'_, f64>> {
+        ArrayView2::from_shape((self.n, self.d), &self.data[..self.n * self.d])
+            .map_err(|e| Error::Degenerate { what: format!("internal shape error: {e}") })
+    }
+
+    /// Appends `x_new[i] = x[base[i]] + steps[i] · ((x[nbr[i]] − x[base[i]]) · factor[i])` (input rows), computed
     /// in parallel, with label `class`. The operation order is NumPy's, so the values are bit-identical to
     /// imbalanced-learn's for the same draws.
     pub(crate) fn push_synthetic(
@@ -277,50 +338,70 @@ impl<'x> Growing<'x> {
         steps: &[f64],
         factor: Option<&[f64]>,
     ) {
-        let d = self.x.ncols();
-        let start = self.filled;
-        let end = start + base.len() * d;
-        if end > self.data.len() {
-            self.data.resize(end, 0.0);
-        }
-        self.filled = end;
-        let flat = self.x.as_slice();
-        let x = self.x;
-        self.data[start..end].par_chunks_mut(d).enumerate().for_each(|(i, out)| {
-            let (b, j, u) = (base[i], nbr[i], steps[i]);
+        debug_assert_eq!(nbr.len(), base.len());
+        self.push_pairs(class, |i| (base[i], nbr[i]), steps, factor);
+    }
+
+    /// [`Growing::push_synthetic`] with the `(base, nbr)` input rows of new row `i` given by `pair(i)`, for
+    /// `steps.len()` new rows (no index vectors to build).
+    pub(crate) fn push_pairs(
+        &mut self,
+        class: i64,
+        pair: impl Fn(usize) -> (usize, usize) + Sync,
+        steps: &[f64],
+        factor: Option<&[f64]>,
+    ) {
+        let d = self.d;
+        let rows = steps.len();
+        let count = rows * d;
+        self.data.reserve(count); // a no-op when the planned capacity was right
+        let filled = self.data.len();
+        let ptr = self.data.as_mut_ptr();
+        // SAFETY: the first n·D values are initialised (n·D ≤ filled) and only read here; [filled, filled + count)
+        // lies within the capacity reserved just above and is only written; the two ranges are disjoint, both
+        // derived from the same pointer, and `data` is not touched otherwise until `set_len` below.
+        let (src, dst) = unsafe {
+            (
+                std::slice::from_raw_parts(ptr.cast_const(), self.n * d),
+                std::slice::from_raw_parts_mut(ptr.add(filled).cast::<std::mem::MaybeUninit<f64>>(), count),
+            )
+        };
+        let synthesize = |i: usize, out: &mut [std::mem::MaybeUninit<f64>]| {
+            let ((b, j), u) = (pair(i), steps[i]);
             let f = factor.map(|f| f[i]);
-            match flat {
-                Some(flat) => {
-                    let xb = &flat[b * d..(b + 1) * d];
-                    let xn = &flat[j * d..(j + 1) * d];
-                    for ((o, &p), &q) in out.iter_mut().zip(xb).zip(xn) {
-                        let diff = match f {
-                            Some(f) => (q - p) * f,
-                            None => q - p,
-                        };
-                        *o = p + u * diff;
-                    }
-                }
-                None => {
-                    for ((o, &p), &q) in out.iter_mut().zip(x.row(b)).zip(x.row(j)) {
-                        let diff = match f {
-                            Some(f) => (q - p) * f,
-                            None => q - p,
-                        };
-                        *o = p + u * diff;
-                    }
-                }
+            let xb = &src[b * d..(b + 1) * d];
+            let xn = &src[j * d..(j + 1) * d];
+            for ((o, &p), &q) in out.iter_mut().zip(xb).zip(xn) {
+                let diff = match f {
+                    Some(f) => (q - p) * f,
+                    None => q - p,
+                };
+                o.write(p + u * diff);
             }
-        });
-        self.labels.extend(std::iter::repeat_n(class, base.len()));
+        };
+        if d > 0 {
+            dst.par_chunks_mut(d * SYNTH_ROWS).enumerate().for_each(|(c, block)| {
+                for (r, out) in block.chunks_exact_mut(d).enumerate() {
+                    synthesize(c * SYNTH_ROWS + r, out);
+                }
+            });
+        }
+        // SAFETY: every value of [filled, filled + count) was written above (count = `rows` rows of D).
+        unsafe { self.data.set_len(filled + count) };
+        self.labels.extend(std::iter::repeat_n(class, rows));
     }
 
     /// The finished set (no `sample_indices`: synthetic rows have none).
-    pub(crate) fn finish(mut self) -> Result<Resampled> {
-        let d = self.x.ncols();
-        self.data.truncate(self.filled);
-        Ok(Resampled { x: matrix(self.data, d)?, y: self.labels.into(), sample_indices: None })
+    pub(crate) fn finish(self) -> Result<Resampled> {
+        Ok(Resampled { x: matrix(self.data, self.d)?, y: self.labels.into(), sample_indices: None })
     }
+}
+
+/// The input labels in a vector with room for `total`.
+fn labels_with_room(y: ArrayView1<'_, i64>, total: usize) -> Vec<i64> {
+    let mut labels = Vec::with_capacity(total);
+    labels.extend(y.iter().copied());
+    labels
 }
 
 #[cfg(test)]
@@ -360,6 +441,36 @@ mod tests {
         half.push_synthetic(1, &[0, 1], &[1, 0], &[0.5, 0.5], None);
         let half = half.finish().unwrap();
         assert_eq!(half.x.column(0).to_vec()[6..], [5.0, 5.0]);
+    }
+
+    #[test]
+    fn owned_input_gives_the_same_output_bit_for_bit() {
+        use ndarray::{Array1, ShapeBuilder, s};
+        let (n, d) = (300, 7);
+        let x = Array2::from_shape_fn((n, d), |(i, j)| ((i * 31 + j * 7) as f64 * 0.13).sin() * (1 + j) as f64);
+        let y = Array1::from_shape_fn(n, |i| [0_i64, 0, 0, 1, 0, 2][i % 6] + i64::from(i % 11 == 0));
+        for strategy in [SamplingStrategy::Auto, SamplingStrategy::All] {
+            let s = Smote::new().sampling_strategy(strategy).k_neighbors(3);
+            let want = s.fit_resample(x.view(), y.view(), 5).unwrap();
+            // Standard layout (grown in place), column-major (copied), and a sliced owned array (offset buffer).
+            let fortran = {
+                let mut f = Array2::zeros((n, d).f());
+                f.assign(&x);
+                f
+            };
+            let mut wide = Array2::zeros((n + 3, d));
+            wide.slice_mut(s![3.., ..]).assign(&x);
+            wide.slice_collapse(s![3.., ..]);
+            for owned in [x.clone(), fortran, wide] {
+                let got = s.fit_resample_owned(owned, y.view(), 5).unwrap();
+                assert_eq!(got.x, want.x);
+                assert_eq!(got.y, want.y);
+                assert!(got.sample_indices.is_none());
+            }
+        }
+        // Errors are the same too, and nothing is half-built.
+        let bad = Smote::new().k_neighbors(200).fit_resample_owned(x.clone(), y.view(), 0).unwrap_err();
+        assert_eq!(bad, Smote::new().k_neighbors(200).fit_resample(x.view(), y.view(), 0).unwrap_err());
     }
 
     #[test]
