@@ -28,7 +28,7 @@ figure is the child's own. imbalanced-learn's includes the Python interpreter, N
 Both sides get n threads, n = `LOSSKIT_THREADS` (default: the CPU count): `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS`,
 `MKL_NUM_THREADS` and `threadpoolctl.threadpool_limits(n)` (and `n_jobs=n`) for imbalanced-learn / scikit-learn,
 `RAYON_NUM_THREADS` and `LOSSKIT_THREADS` for losskit. `LOSSKIT_PEERS_REPEAT` (default 1) runs each pair that many
-times, alternating imbalanced-learn and losskit, and reports the medians. The class counts of both outputs are
+times (the 100k SMOTE at least 7 times), alternating imbalanced-learn and losskit, and reports the medians. The class counts of both outputs are
 compared (identical counts required for these methods).
 
 `LOSSKIT_PEERS_SCALE` (default 1) divides every row count, for a quick smoke run of the script itself.
@@ -53,12 +53,13 @@ SEED = 11
 PY = sys.executable
 TIME_BIN = "/usr/bin/time"
 
-# (label, method, n, d, minority fraction)
+# (label, method, n, d, minority fraction, least number of runs): the 100k SMOTE takes milliseconds, where one run's
+# page faults and scheduling move the figure by a quarter, so it always runs at least 7 times (about 10 s in all).
 WORKLOADS = [
-    ("smote 1,000,000×32, 10% minority", "smote", 1_000_000, 32, 0.10),
-    ("smote 100,000×32, 2% minority", "smote", 100_000, 32, 0.02),
-    ("edited-nearest-neighbours 200,000×16", "edited-nearest-neighbours", 200_000, 16, 0.30),
-    ("tomek-links 200,000×16", "tomek-links", 200_000, 16, 0.30),
+    ("smote 1,000,000×32, 10% minority", "smote", 1_000_000, 32, 0.10, 1),
+    ("smote 100,000×32, 2% minority", "smote", 100_000, 32, 0.02, 7),
+    ("edited-nearest-neighbours 200,000×16", "edited-nearest-neighbours", 200_000, 16, 0.30, 1),
+    ("tomek-links 200,000×16", "tomek-links", 200_000, 16, 0.30, 1),
 ]
 
 IMBLEARN_CHILD = r"""
@@ -194,8 +195,9 @@ def main():
     rng = np.random.default_rng(SEED)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, method, n, d, minority in WORKLOADS:
+        for label, method, n, d, minority, least in WORKLOADS:
             n //= scale
+            reps = max(repeat, least)
             X, y = make_data(n, d, minority, rng)
             path = os.path.join(tmp, "in.npz")
             out = os.path.join(tmp, "out.npz")
@@ -205,8 +207,8 @@ def main():
             runs = {"i_lib": [], "i_e2e": [], "i_rss": [], "l_lib": [], "l_e2e": [], "l_rss": []}
             out_mib = None
             i_counts = l_counts = None
-            for rep in range(repeat):
-                log(f"imbalanced-learn {label} ({rep + 1}/{repeat}) ...")
+            for rep in range(reps):
+                log(f"imbalanced-learn {label} ({rep + 1}/{reps}) ...")
                 wall, rss, so, se, rc = run_child([PY, "-c", IMBLEARN_CHILD, method, path, out, str(n_threads)], env)
                 if rc != 0:
                     notes.append(f"{label}: imbalanced-learn failed ({rc}): {se.strip()[-300:]}")
@@ -218,7 +220,7 @@ def main():
                     i_counts, out_mib = counts_and_mib(out)
                     os.remove(out)
                 if losskit_ok:
-                    log(f"losskit {label} ({rep + 1}/{repeat}) ...")
+                    log(f"losskit {label} ({rep + 1}/{reps}) ...")
                     cmd = [binary, "resample", method, "--input", path, "--output", out, "--seed", "0", "--quiet",
                            "--timing"]
                     wall, rss, so, se, rc = run_child(cmd, env)
@@ -234,7 +236,7 @@ def main():
                         os.remove(out)
             if i_counts is not None and l_counts is not None and l_counts != i_counts:
                 notes.append(f"{label}: class counts differ: imbalanced-learn {i_counts}, losskit {l_counts}")
-            rows.append((label, in_mib, out_mib, {k: median(v) for k, v in runs.items()}))
+            rows.append((label, in_mib, out_mib, reps, {k: median(v) for k, v in runs.items()}))
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -251,16 +253,16 @@ def main():
     print("### samplers: losskit vs imbalanced-learn (CPU, f64)")
     print()
     print(f"{time.strftime('%Y-%m-%d')}, {cpu}, {n_threads} thread(s), imbalanced-learn {imblearn.__version__}, "
-          f"scikit-learn {sklearn.__version__}; median of {repeat} run(s) each, imbalanced-learn and losskit "
-          f"alternating. Each side is one process that reads the input NPZ, resamples and writes an uncompressed "
+          f"scikit-learn {sklearn.__version__}; median of the runs given in each row, imbalanced-learn "
+          f"and losskit alternating. Each side is one process that reads the input NPZ, resamples and writes an uncompressed "
           f"NPZ.{' Row counts divided by ' + str(scale) + '.' if scale > 1 else ''}")
     print()
     print("Library only (`fit_resample` alone, timed inside each process):")
     print()
-    print("| workload | imblearn s | losskit s | speed-up (imblearn / losskit) |")
-    print("|---|---|---|---|")
-    for label, _, _, r in rows:
-        print(f"| {label} | {fmt(r['i_lib'], 3)} | {fmt(r['l_lib'], 3)} | {ratio(r['i_lib'], r['l_lib'])} |")
+    print("| workload | runs | imblearn s | losskit s | speed-up (imblearn / losskit) |")
+    print("|---|---|---|---|---|")
+    for label, _, _, reps, r in rows:
+        print(f"| {label} | {reps} | {fmt(r['i_lib'], 4)} | {fmt(r['l_lib'], 4)} | {ratio(r['i_lib'], r['l_lib'])} |")
     print()
     print(f"End to end (wall clock of the whole process: start, imports, NPZ read, resampling, NPZ write); peak RSS "
           f"of each process alone by {rss_how} (imbalanced-learn's includes the interpreter and its libraries):")
@@ -268,7 +270,7 @@ def main():
     print("| workload | imblearn s | losskit s | speed-up | imblearn peak RSS MiB | losskit peak RSS MiB "
           "| input + output MiB | losskit RSS / (input + output) |")
     print("|---|---|---|---|---|---|---|---|")
-    for label, in_mib, out_mib, r in rows:
+    for label, in_mib, out_mib, _, r in rows:
         io = f"{in_mib:.0f}" + (f" + {out_mib:.0f}" if out_mib is not None else "")
         rel = f"{r['l_rss'] / (in_mib + out_mib):.2f}" if r["l_rss"] is not None and out_mib is not None else "—"
         print(f"| {label} | {fmt(r['i_e2e'])} | {fmt(r['l_e2e'])} | {ratio(r['i_e2e'], r['l_e2e'])} "
