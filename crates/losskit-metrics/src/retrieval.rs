@@ -634,22 +634,24 @@ pub fn knn(
     distance: Distance,
     exclude_self: bool,
 ) -> Result<Neighbors> {
-    check_embeddings(query, reference)?;
-    check_k(k, query.nrows(), reference.nrows(), exclude_self)?;
-    let index = Index::new(reference, query, distance);
-    let n = query.nrows();
-    let mut indices = Array2::zeros((n, k));
-    let mut distances = Array2::zeros((n, k));
-    blocks(&index, query, k, exclude_self, true, |b, rows| {
-        for (i, row) in rows.into_iter().enumerate() {
-            for (c, (j, d)) in row.into_iter().enumerate() {
-                indices[[b + i, c]] = j;
-                distances[[b + i, c]] = d;
+    losskit_tensor::pool::on_worker(|| {
+        check_embeddings(query, reference)?;
+        check_k(k, query.nrows(), reference.nrows(), exclude_self)?;
+        let index = Index::new(reference, query, distance);
+        let n = query.nrows();
+        let mut indices = Array2::zeros((n, k));
+        let mut distances = Array2::zeros((n, k));
+        blocks(&index, query, k, exclude_self, true, |b, rows| {
+            for (i, row) in rows.into_iter().enumerate() {
+                for (c, (j, d)) in row.into_iter().enumerate() {
+                    indices[[b + i, c]] = j;
+                    distances[[b + i, c]] = d;
+                }
             }
-        }
-        Ok(())
-    })?;
-    Ok(Neighbors { indices, distances })
+            Ok(())
+        })?;
+        Ok(Neighbors { indices, distances })
+    })
 }
 
 fn check_k(k: usize, nq: usize, nr: usize, exclude_self: bool) -> Result<()> {
@@ -1059,45 +1061,47 @@ pub(crate) fn retrieval_metrics_keeping(
     cfg: &RetrievalConfig,
     keep: usize,
 ) -> Result<(RetrievalReport, Option<Vec<usize>>)> {
-    let same = reference.is_none();
-    let (reference, reference_labels) = reference.unwrap_or((query, query_labels));
-    check::shape("query_labels", query_labels.shape(), &[Some(query.nrows())])?;
-    check::shape("reference_labels", reference_labels.shape(), &[Some(reference.nrows())])?;
-    check::non_empty("query", query.nrows())?;
-    check_embeddings(query, reference)?;
-    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
-    for &l in reference_labels {
-        *counts.entry(l).or_default() += 1;
-    }
-    let self_count = same as usize;
-    let relevant: Vec<usize> =
-        query_labels.iter().map(|l| counts.get(l).copied().unwrap_or(0).saturating_sub(self_count)).collect();
-    let k = match cfg.k {
-        RetrievalK::All => reference.nrows() - self_count,
-        RetrievalK::MaxBinCount => query_labels
-            .iter()
-            .map(|l| counts.get(l).copied().unwrap_or(0))
-            .max()
-            .unwrap_or(0)
-            .saturating_sub(self_count),
-        RetrievalK::Fixed(k) => k,
-    };
-    check_k(k, query.nrows(), reference.nrows(), same)?;
-    if let Some(&bad) = cfg.ks.iter().find(|&&x| x == 0) {
-        return Err(Error::Parameter { name: "ks", value: bad as f64, reason: "each K must be ≥ 1" });
-    }
-    let ks: Vec<usize> = cfg.ks.iter().copied().filter(|&x| x <= k).collect();
-    let mut state = RetrievalState::new(k, ks)?;
-    let index = Index::new(reference, query, cfg.distance);
-    let keep = if (1..=k).contains(&keep) { keep } else { 0 };
-    let mut kept = Vec::with_capacity(query.nrows() * keep);
-    blocks(&index, query, k, same, false, |b, rows| {
-        let n = rows.len();
-        let labels = Array2::from_shape_fn((n, k), |(i, c)| reference_labels[rows[i][c].0]);
-        kept.extend(rows.iter().flat_map(|r| r[..keep].iter().map(|&(j, _)| j)));
-        state.update(query_labels.slice(s![b..b + n]), labels.view(), ArrayView1::from(&relevant[b..b + n]))
-    })?;
-    Ok((state.report(cfg.avg_of_avgs)?, (keep > 0).then_some(kept)))
+    losskit_tensor::pool::on_worker(|| {
+        let same = reference.is_none();
+        let (reference, reference_labels) = reference.unwrap_or((query, query_labels));
+        check::shape("query_labels", query_labels.shape(), &[Some(query.nrows())])?;
+        check::shape("reference_labels", reference_labels.shape(), &[Some(reference.nrows())])?;
+        check::non_empty("query", query.nrows())?;
+        check_embeddings(query, reference)?;
+        let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+        for &l in reference_labels {
+            *counts.entry(l).or_default() += 1;
+        }
+        let self_count = same as usize;
+        let relevant: Vec<usize> =
+            query_labels.iter().map(|l| counts.get(l).copied().unwrap_or(0).saturating_sub(self_count)).collect();
+        let k = match cfg.k {
+            RetrievalK::All => reference.nrows() - self_count,
+            RetrievalK::MaxBinCount => query_labels
+                .iter()
+                .map(|l| counts.get(l).copied().unwrap_or(0))
+                .max()
+                .unwrap_or(0)
+                .saturating_sub(self_count),
+            RetrievalK::Fixed(k) => k,
+        };
+        check_k(k, query.nrows(), reference.nrows(), same)?;
+        if let Some(&bad) = cfg.ks.iter().find(|&&x| x == 0) {
+            return Err(Error::Parameter { name: "ks", value: bad as f64, reason: "each K must be ≥ 1" });
+        }
+        let ks: Vec<usize> = cfg.ks.iter().copied().filter(|&x| x <= k).collect();
+        let mut state = RetrievalState::new(k, ks)?;
+        let index = Index::new(reference, query, cfg.distance);
+        let keep = if (1..=k).contains(&keep) { keep } else { 0 };
+        let mut kept = Vec::with_capacity(query.nrows() * keep);
+        blocks(&index, query, k, same, false, |b, rows| {
+            let n = rows.len();
+            let labels = Array2::from_shape_fn((n, k), |(i, c)| reference_labels[rows[i][c].0]);
+            kept.extend(rows.iter().flat_map(|r| r[..keep].iter().map(|&(j, _)| j)));
+            state.update(query_labels.slice(s![b..b + n]), labels.view(), ArrayView1::from(&relevant[b..b + n]))
+        })?;
+        Ok((state.report(cfg.avg_of_avgs)?, (keep > 0).then_some(kept)))
+    })
 }
 
 #[cfg(test)]

@@ -220,86 +220,88 @@ impl Trainer {
         class_weights: Option<&ClassWeights>,
         sample_reweighting: Option<&LossReweight>,
     ) -> Result<History> {
-        self.check()?;
-        if let Some(rw) = sample_reweighting {
-            rw.check()?;
-        }
-        let (d, c) = (model.n_features(), model.n_classes());
-        check::non_empty("x", x.nrows())?;
-        check::shape("x", x.shape(), &[None, Some(d)])?;
-        check::shape("y", y.shape(), &[Some(x.nrows())])?;
-        check::finite("x", &x)?;
-        check::labels("y", y, c, None)?;
-
-        let resampled = match sampler {
-            Some(s) => {
-                let r = s.fit_resample(x, y, derive_seed(self.seed, STREAM_SAMPLER))?;
-                check::non_empty("resampled x", r.x.nrows())?;
-                check::shape("resampled x", r.x.shape(), &[None, Some(d)])?;
-                check::shape("resampled y", r.y.shape(), &[Some(r.x.nrows())])?;
-                check::finite("resampled x", &r.x)?;
-                check::labels("resampled y", r.y.view(), c, None)?;
-                Some(r)
+        losskit_tensor::pool::on_worker(|| {
+            self.check()?;
+            if let Some(rw) = sample_reweighting {
+                rw.check()?;
             }
-            None => None,
-        };
-        let (x, y) = match &resampled {
-            Some(r) => (r.x.view(), r.y.view()),
-            None => (x, y),
-        };
+            let (d, c) = (model.n_features(), model.n_classes());
+            check::non_empty("x", x.nrows())?;
+            check::shape("x", x.shape(), &[None, Some(d)])?;
+            check::shape("y", y.shape(), &[Some(x.nrows())])?;
+            check::finite("x", &x)?;
+            check::labels("y", y, c, None)?;
 
-        let cw = match class_weights {
-            None => None,
-            Some(ClassWeights::Balanced) => Some(balanced_class_weights(y, c)?),
-            Some(ClassWeights::Given(w)) => {
-                check::weights("class_weights", w.view(), c)?;
-                Some(w.clone())
-            }
-        };
-        let sample_w: Option<Array1<f64>> = cw.as_ref().map(|w| y.iter().map(|&k| w[k as usize]).collect());
-
-        let n = x.nrows();
-        let mut opt = self.optimizer.build(model.params().len())?;
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(derive_seed(self.seed, STREAM_SHUFFLE));
-        let mut epoch_loss = Vec::with_capacity(self.epochs);
-        for epoch in 0..self.epochs {
-            let batches = Minibatches::new(n, self.batch_size, Some(&mut rng))?;
-            let mut total = 0.0;
-            for idx in &batches {
-                let xb = x.select(Axis(0), idx);
-                let yb: Array1<i64> = idx.iter().map(|&i| y[i]).collect();
-                let mut wb: Option<Array1<f64>> = sample_w.as_ref().map(|w| idx.iter().map(|&i| w[i]).collect());
-                let logits = model.forward(xb.view())?;
-                if let Some(rw) = sample_reweighting {
-                    let w = step_weights(loss, rw, logits.view(), yb.view(), epoch)?;
-                    wb = Some(match wb {
-                        Some(c) => c * &w,
-                        None => w,
-                    });
+            let resampled = match sampler {
+                Some(s) => {
+                    let r = s.fit_resample(x, y, derive_seed(self.seed, STREAM_SAMPLER))?;
+                    check::non_empty("resampled x", r.x.nrows())?;
+                    check::shape("resampled x", r.x.shape(), &[None, Some(d)])?;
+                    check::shape("resampled y", r.y.shape(), &[Some(r.x.nrows())])?;
+                    check::finite("resampled x", &r.x)?;
+                    check::labels("resampled y", r.y.view(), c, None)?;
+                    Some(r)
                 }
-                let out = <dyn DynClassLoss as ClassLoss<f64>>::compute(
-                    loss,
-                    logits.view(),
-                    Targets::Hard(yb.view()),
-                    wb.as_ref().map(|w| w.view()),
-                    true,
-                )?;
-                if !out.value.is_finite() {
-                    return Err(diverged(epoch, out.value));
+                None => None,
+            };
+            let (x, y) = match &resampled {
+                Some(r) => (r.x.view(), r.y.view()),
+                None => (x, y),
+            };
+
+            let cw = match class_weights {
+                None => None,
+                Some(ClassWeights::Balanced) => Some(balanced_class_weights(y, c)?),
+                Some(ClassWeights::Given(w)) => {
+                    check::weights("class_weights", w.view(), c)?;
+                    Some(w.clone())
                 }
-                let dlogits = out.grad.ok_or_else(|| Error::Input {
-                    what: "loss returned no gradient although one was requested".into(),
-                })?;
-                let g = model.backward(xb.view(), dlogits.view())?;
-                opt.step(model.params_mut(), g.params.view())?;
-                total += out.value * idx.len() as f64;
+            };
+            let sample_w: Option<Array1<f64>> = cw.as_ref().map(|w| y.iter().map(|&k| w[k as usize]).collect());
+
+            let n = x.nrows();
+            let mut opt = self.optimizer.build(model.params().len())?;
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(derive_seed(self.seed, STREAM_SHUFFLE));
+            let mut epoch_loss = Vec::with_capacity(self.epochs);
+            for epoch in 0..self.epochs {
+                let batches = Minibatches::new(n, self.batch_size, Some(&mut rng))?;
+                let mut total = 0.0;
+                for idx in &batches {
+                    let xb = x.select(Axis(0), idx);
+                    let yb: Array1<i64> = idx.iter().map(|&i| y[i]).collect();
+                    let mut wb: Option<Array1<f64>> = sample_w.as_ref().map(|w| idx.iter().map(|&i| w[i]).collect());
+                    let logits = model.forward(xb.view())?;
+                    if let Some(rw) = sample_reweighting {
+                        let w = step_weights(loss, rw, logits.view(), yb.view(), epoch)?;
+                        wb = Some(match wb {
+                            Some(c) => c * &w,
+                            None => w,
+                        });
+                    }
+                    let out = <dyn DynClassLoss as ClassLoss<f64>>::compute(
+                        loss,
+                        logits.view(),
+                        Targets::Hard(yb.view()),
+                        wb.as_ref().map(|w| w.view()),
+                        true,
+                    )?;
+                    if !out.value.is_finite() {
+                        return Err(diverged(epoch, out.value));
+                    }
+                    let dlogits = out.grad.ok_or_else(|| Error::Input {
+                        what: "loss returned no gradient although one was requested".into(),
+                    })?;
+                    let g = model.backward(xb.view(), dlogits.view())?;
+                    opt.step(model.params_mut(), g.params.view())?;
+                    total += out.value * idx.len() as f64;
+                }
+                epoch_loss.push(total / n as f64);
             }
-            epoch_loss.push(total / n as f64);
-        }
-        if let Some((index, &value)) = model.params().iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::NonFinite { arg: "model parameters", index, value });
-        }
-        Ok(History { epoch_loss, n_train: n, class_counts: class_counts(y, c), class_weights: cw })
+            if let Some((index, &value)) = model.params().iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::NonFinite { arg: "model parameters", index, value });
+            }
+            Ok(History { epoch_loss, n_train: n, class_counts: class_counts(y, c), class_weights: cw })
+        })
     }
 }
 

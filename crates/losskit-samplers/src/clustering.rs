@@ -145,47 +145,49 @@ impl KMeans {
     /// # Errors
     /// As the type's docs.
     pub fn fit(&self, x: ArrayView2<'_, f64>, seed: u64) -> Result<Clustering> {
-        self.check()?;
-        check_x("x", x)?;
-        let (n, d) = x.dim();
-        let k = self.n_clusters;
-        if k > n {
-            return Err(Error::Degenerate { what: format!("n_clusters = {k} exceeds the number of rows {n}") });
-        }
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let mut centers = kmeans_plus_plus(x, k, &mut rng);
-        let mean_var = x.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0); // ok: D ≥ 1
-        let tol = self.tol * mean_var;
-        let mut n_iter = 0;
-        for _ in 0..self.max_iter {
-            n_iter += 1;
-            let (labels, dists) = assign(x, &centers);
-            let mut sums = Array2::<f64>::zeros((k, d));
-            let mut counts = vec![0usize; k];
-            for (i, &c) in labels.iter().enumerate() {
-                sums.row_mut(c).scaled_add(1.0, &x.row(i));
-                counts[c] += 1;
+        losskit_tensor::pool::on_worker(|| {
+            self.check()?;
+            check_x("x", x)?;
+            let (n, d) = x.dim();
+            let k = self.n_clusters;
+            if k > n {
+                return Err(Error::Degenerate { what: format!("n_clusters = {k} exceeds the number of rows {n}") });
             }
-            // Empty clusters take the rows farthest from their centres (scikit-learn's relocation), farthest first.
-            let mut far: Vec<usize> = (0..n).collect();
-            far.sort_by(|&a, &b| dists[b].total_cmp(&dists[a]).then(a.cmp(&b)));
-            let mut far = far.into_iter();
-            let mut new = Array2::<f64>::zeros((k, d));
-            for c in 0..k {
-                if counts[c] > 0 {
-                    new.row_mut(c).assign(&(&sums.row(c) / counts[c] as f64));
-                } else if let Some(i) = far.next() {
-                    new.row_mut(c).assign(&x.row(i));
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mut centers = kmeans_plus_plus(x, k, &mut rng);
+            let mean_var = x.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0); // ok: D ≥ 1
+            let tol = self.tol * mean_var;
+            let mut n_iter = 0;
+            for _ in 0..self.max_iter {
+                n_iter += 1;
+                let (labels, dists) = assign(x, &centers);
+                let mut sums = Array2::<f64>::zeros((k, d));
+                let mut counts = vec![0usize; k];
+                for (i, &c) in labels.iter().enumerate() {
+                    sums.row_mut(c).scaled_add(1.0, &x.row(i));
+                    counts[c] += 1;
+                }
+                // Empty clusters take the rows farthest from their centres (scikit-learn's relocation), farthest first.
+                let mut far: Vec<usize> = (0..n).collect();
+                far.sort_by(|&a, &b| dists[b].total_cmp(&dists[a]).then(a.cmp(&b)));
+                let mut far = far.into_iter();
+                let mut new = Array2::<f64>::zeros((k, d));
+                for c in 0..k {
+                    if counts[c] > 0 {
+                        new.row_mut(c).assign(&(&sums.row(c) / counts[c] as f64));
+                    } else if let Some(i) = far.next() {
+                        new.row_mut(c).assign(&x.row(i));
+                    }
+                }
+                let shift: f64 = (&new - &centers).mapv(|v| v * v).sum();
+                centers = new;
+                if shift <= tol {
+                    break;
                 }
             }
-            let shift: f64 = (&new - &centers).mapv(|v| v * v).sum();
-            centers = new;
-            if shift <= tol {
-                break;
-            }
-        }
-        let (labels, dists) = assign(x, &centers);
-        Ok(Clustering { labels: Array1::from(labels), centers, inertia: dists.iter().sum(), n_iter })
+            let (labels, dists) = assign(x, &centers);
+            Ok(Clustering { labels: Array1::from(labels), centers, inertia: dists.iter().sum(), n_iter })
+        })
     }
 }
 
@@ -309,34 +311,38 @@ impl Dbscan {
     /// # Errors
     /// As the type's docs.
     pub fn fit(&self, x: ArrayView2<'_, f64>) -> Result<Array1<i64>> {
-        self.check()?;
-        check_x("x", x)?;
-        let n = x.nrows();
-        let eps2 = self.eps * self.eps;
-        let neighborhoods: Vec<Vec<usize>> =
-            (0..n).into_par_iter().map(|i| (0..n).filter(|&j| sq_dist(x.row(i), x.row(j)) <= eps2).collect()).collect();
-        let core: Vec<bool> = neighborhoods.iter().map(|nb| nb.len() >= self.min_samples).collect();
-        let mut labels = vec![-1_i64; n];
-        let mut next = 0_i64;
-        let mut stack = vec![];
-        // scikit-learn's dbscan_inner: depth-first from each unlabelled core row, in index order.
-        for start in 0..n {
-            if labels[start] != -1 || !core[start] {
-                continue;
-            }
-            stack.push(start);
-            while let Some(i) = stack.pop() {
-                if labels[i] != -1 {
+        losskit_tensor::pool::on_worker(|| {
+            self.check()?;
+            check_x("x", x)?;
+            let n = x.nrows();
+            let eps2 = self.eps * self.eps;
+            let neighborhoods: Vec<Vec<usize>> = (0..n)
+                .into_par_iter()
+                .map(|i| (0..n).filter(|&j| sq_dist(x.row(i), x.row(j)) <= eps2).collect())
+                .collect();
+            let core: Vec<bool> = neighborhoods.iter().map(|nb| nb.len() >= self.min_samples).collect();
+            let mut labels = vec![-1_i64; n];
+            let mut next = 0_i64;
+            let mut stack = vec![];
+            // scikit-learn's dbscan_inner: depth-first from each unlabelled core row, in index order.
+            for start in 0..n {
+                if labels[start] != -1 || !core[start] {
                     continue;
                 }
-                labels[i] = next;
-                if core[i] {
-                    stack.extend(neighborhoods[i].iter().copied().filter(|&v| labels[v] == -1));
+                stack.push(start);
+                while let Some(i) = stack.pop() {
+                    if labels[i] != -1 {
+                        continue;
+                    }
+                    labels[i] = next;
+                    if core[i] {
+                        stack.extend(neighborhoods[i].iter().copied().filter(|&v| labels[v] == -1));
+                    }
                 }
+                next += 1;
             }
-            next += 1;
-        }
-        Ok(Array1::from(labels))
+            Ok(Array1::from(labels))
+        })
     }
 }
 

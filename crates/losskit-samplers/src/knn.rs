@@ -353,45 +353,49 @@ impl<'a> KnnIndex<'a> {
     /// [`Error::Parameter`] for `k = 0`, [`Error::Degenerate`] when there are fewer than `k` data rows to choose
     /// from (`k + 1` when excluding self).
     pub(crate) fn search(&self, queries: &Queries<'_>, k: usize) -> Result<Neighbors> {
-        let n = self.n();
-        let exclude = matches!(queries, Queries::Rows { exclude_self: true, .. });
-        if k == 0 {
-            return Err(Error::Parameter { name: "k", value: 0.0, reason: "the number of neighbours must be ≥ 1" });
-        }
-        if k + usize::from(exclude) > n {
-            return Err(Error::Degenerate {
-                what: format!(
-                    "{k} nearest neighbours{} need at least {} samples, got {n}",
-                    if exclude { " (excluding the sample itself)" } else { "" },
-                    k + usize::from(exclude)
-                ),
-            });
-        }
-        if n > u32::MAX as usize {
-            return Err(Error::Degenerate { what: format!("nearest neighbours: {n} samples exceed 2³² − 1") });
-        }
-        let m = queries.len();
-        #[cfg(target_arch = "x86_64")]
-        if let Queries::Rows { rows, exclude_self: true } = queries
-            && self.kernel.fused()
-            && m == n
-            && m > QUERY_TILE
-            && rows.iter().enumerate().all(|(i, &r)| i == r)
-        {
-            // SAFETY: a fused kernel is chosen only when the CPU has AVX2 and FMA (and AVX-512F for its own).
-            let (indices, distances) = unsafe { self.search_all_pairs(queries, k) };
-            return neighbors(indices, distances, m, k);
-        }
-        let mut indices = vec![0usize; m * k];
-        let mut distances = vec![0.0f64; m * k];
-        indices.par_chunks_mut(QUERY_TILE * k).zip(distances.par_chunks_mut(QUERY_TILE * k)).enumerate().for_each(
-            |(t, (idx, dist))| {
-                let q0 = t * QUERY_TILE;
-                let q1 = (q0 + QUERY_TILE).min(m);
-                self.tile(queries, q0, q1, k, idx, dist);
-            },
-        );
-        neighbors(indices, distances, m, k)
+        losskit_tensor::pool::on_worker(|| {
+            let n = self.n();
+            let exclude = matches!(queries, Queries::Rows { exclude_self: true, .. });
+            if k == 0 {
+                return Err(Error::Parameter {
+                    name: "k", value: 0.0, reason: "the number of neighbours must be ≥ 1"
+                });
+            }
+            if k + usize::from(exclude) > n {
+                return Err(Error::Degenerate {
+                    what: format!(
+                        "{k} nearest neighbours{} need at least {} samples, got {n}",
+                        if exclude { " (excluding the sample itself)" } else { "" },
+                        k + usize::from(exclude)
+                    ),
+                });
+            }
+            if n > u32::MAX as usize {
+                return Err(Error::Degenerate { what: format!("nearest neighbours: {n} samples exceed 2³² − 1") });
+            }
+            let m = queries.len();
+            #[cfg(target_arch = "x86_64")]
+            if let Queries::Rows { rows, exclude_self: true } = queries
+                && self.kernel.fused()
+                && m == n
+                && m > QUERY_TILE
+                && rows.iter().enumerate().all(|(i, &r)| i == r)
+            {
+                // SAFETY: a fused kernel is chosen only when the CPU has AVX2 and FMA (and AVX-512F for its own).
+                let (indices, distances) = unsafe { self.search_all_pairs(queries, k) };
+                return neighbors(indices, distances, m, k);
+            }
+            let mut indices = vec![0usize; m * k];
+            let mut distances = vec![0.0f64; m * k];
+            indices.par_chunks_mut(QUERY_TILE * k).zip(distances.par_chunks_mut(QUERY_TILE * k)).enumerate().for_each(
+                |(t, (idx, dist))| {
+                    let q0 = t * QUERY_TILE;
+                    let q1 = (q0 + QUERY_TILE).min(m);
+                    self.tile(queries, q0, q1, k, idx, dist);
+                },
+            );
+            neighbors(indices, distances, m, k)
+        })
     }
 
     /// Every row against every other (`Queries::Rows` over all rows, own row excluded), each pair computed once.

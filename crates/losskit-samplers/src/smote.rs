@@ -181,14 +181,16 @@ impl Input<'_> {
 
 impl Sampler for Smote {
     fn fit_resample(&self, x: ArrayView2<'_, f64>, y: ArrayView1<'_, i64>, seed: u64) -> Result<Resampled> {
-        self.resample_with(x, y, &mut RngDraws::new(seed))
+        losskit_tensor::pool::on_worker(|| self.resample_with(x, y, &mut RngDraws::new(seed)))
     }
 
     /// As `fit_resample`, with the output grown from `x`'s own buffer: the input rows are not copied (for a large
     /// input the allocator moves the buffer's pages to make room rather than copying them), and peak memory is the
     /// output alone. Same result, bit for bit.
     fn fit_resample_owned(&self, x: Array2<f64>, y: ArrayView1<'_, i64>, seed: u64) -> Result<Resampled> {
-        self.resample_searching(Input::Owned(x), y, &mut RngDraws::new(seed), &mut self_neighbors)
+        losskit_tensor::pool::on_worker(|| {
+            self.resample_searching(Input::Owned(x), y, &mut RngDraws::new(seed), &mut self_neighbors)
+        })
     }
 }
 

@@ -30,8 +30,10 @@ pub mod check;
 mod error;
 #[cfg(feature = "testing")]
 pub mod gradcheck;
+pub mod linalg;
 pub mod norm;
 pub mod pairwise;
+pub mod pool;
 mod real;
 mod reduction;
 pub mod softmax;

@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::linalg::general_mat_mul;
+use losskit_tensor::linalg::gemm;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip, s};
 use rayon::prelude::*;
 
@@ -243,7 +243,7 @@ fn side<F: Real>(x: ArrayView2<'_, F>, distance: Distance) -> Side<F> {
 /// ‖a‖² + ‖b‖² − 2a·b (clamped at 0, as `torch.cdist` does on its matrix-product path).
 fn tile_values<F: Real>(q: &Side<F>, r: &Side<F>, distance: Distance, r0: usize, r1: usize) -> Array2<F> {
     let mut v = Array2::zeros((r1 - r0, r.h.nrows()));
-    general_mat_mul(F::one(), &q.h.slice(s![r0..r1, ..]), &r.h.t(), F::zero(), &mut v);
+    gemm(F::one(), &q.h.slice(s![r0..r1, ..]), &r.h.t(), F::zero(), &mut v);
     if distance.is_euclidean() {
         let two = F::c(2.0);
         let sq_r = &r.sq;
@@ -277,7 +277,7 @@ fn self_values<F: Real>(q: &Side<F>, distance: Distance, isa: Isa) -> Array2<F> 
         let i1 = (i0 + bs).min(n);
         let a = q.h.slice(s![i0..i1, ..]);
         let b = q.h.slice(s![i0.., ..]);
-        general_mat_mul(F::one(), &a, &b.t(), F::zero(), &mut v.slice_mut(s![i0..i1, i0..]));
+        gemm(F::one(), &a, &b.t(), F::zero(), &mut v.slice_mut(s![i0..i1, i0..]));
     }
     let Some(vs) = v.as_slice_mut() else { return v }; // ok: a fresh standard-layout array
     if distance.is_euclidean() {
@@ -526,7 +526,7 @@ fn dense_self<F: Real, K: PairKernel<F>>(
                     row[i] -= sum;
                 });
             }
-            general_mat_mul(scale, &v, &q.h, F::zero(), &mut gq);
+            gemm(scale, &v, &q.h, F::zero(), &mut gq);
         }
         match &q.norms {
             Some(norms) => Some(l2_normalize_backward(gq.view(), q.h.view(), norms.view())?),
@@ -666,6 +666,18 @@ pub(crate) fn run<F: Real, K: PairKernel<F>>(
     reference: Option<Reference<'_, F>>,
     grad: bool,
 ) -> Result<EmbeddingOutput<F>> {
+    losskit_tensor::pool::on_worker(|| run_here(kernel, setup, embeddings, labels, reference, grad))
+}
+
+/// [`run`] on the calling thread.
+fn run_here<F: Real, K: PairKernel<F>>(
+    kernel: &K,
+    setup: Setup,
+    embeddings: ArrayView2<'_, F>,
+    labels: ArrayView1<'_, i64>,
+    reference: Option<Reference<'_, F>>,
+    grad: bool,
+) -> Result<EmbeddingOutput<F>> {
     check_embeddings("embeddings", "labels", &embeddings, &labels)?;
     let (n, d) = embeddings.dim();
     if let Some(r) = &reference {
@@ -790,12 +802,12 @@ pub(crate) fn run<F: Real, K: PairKernel<F>>(
             let q_tile = q.h.slice(s![r0..r1, ..]);
             // Euclidean: column sums cⱼ = Σᵢ wᵢⱼ = −Σᵢ dsᵢⱼ, for the reference side's diagonal term.
             let col = euclid.then(|| ds.sum_axis(Axis(0)).mapv(|x| -x));
-            general_mat_mul(F::one(), &ds, &rs.h, F::one(), &mut gq.slice_mut(s![r0..r1, ..]));
+            gemm(F::one(), &ds, &rs.h, F::one(), &mut gq.slice_mut(s![r0..r1, ..]));
             let target = match gr.as_mut() {
                 Some(gr) => gr,
                 None => &mut *gq,
             };
-            general_mat_mul(F::one(), &ds.t(), &q_tile, F::one(), target);
+            gemm(F::one(), &ds.t(), &q_tile, F::one(), target);
             if let Some(col) = col {
                 for (k, (_, wsum)) in outs.iter().enumerate() {
                     let i = r0 + k;

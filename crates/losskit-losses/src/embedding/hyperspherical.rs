@@ -1,7 +1,7 @@
 //! The hyperspherical-embedding evaluation of Pereira et al. (2021): novel classes classified by the cosine to
 //! their class means on the unit sphere.
 
-use ndarray::linalg::general_mat_mul;
+use losskit_tensor::linalg::gemm;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 use losskit_tensor::norm::l2_normalize_rows;
@@ -94,7 +94,7 @@ impl<F: Real> CosineNcm<F> {
         check::finite("queries", &queries)?;
         let (q, _) = l2_normalize_rows(queries);
         let mut s = Array2::zeros((q.nrows(), self.means.nrows()));
-        general_mat_mul(F::one(), &q, &self.means.t(), F::zero(), &mut s);
+        gemm(F::one(), &q, &self.means.t(), F::zero(), &mut s);
         Ok(s)
     }
 

@@ -1,7 +1,7 @@
 //! SBCL, subclass-balancing contrastive learning (Hou et al. 2023): a subclass-level SupCon term plus a class-level
 //! ranking term with a class-dependent temperature.
 
-use ndarray::linalg::general_mat_mul;
+use losskit_tensor::linalg::gemm;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -123,127 +123,134 @@ impl Sbcl {
         class_temperature: Option<ArrayView1<'_, f64>>,
         grad: bool,
     ) -> Result<EmbeddingOutput<F>> {
-        self.check()?;
-        let (n, d) = embeddings.dim();
-        check::non_empty("embeddings", n)?;
-        if d == 0 {
-            return Err(Error::Shape { arg: "embeddings", expected: "[V·B, D] with D ≥ 1".into(), got: vec![n, d] });
-        }
-        let b = labels.len();
-        check::non_empty("labels", b)?;
-        if n % b != 0 {
-            return Err(Error::Shape {
-                arg: "labels",
-                expected: format!("[B] with B dividing the {n} embedding rows (V views of B samples)"),
-                got: vec![b],
-            });
-        }
-        check::shape("subclass_labels", subclass_labels.shape(), &[Some(b)])?;
-        check::finite("embeddings", &embeddings)?;
-        let tau2: Vec<f64> = match class_temperature {
-            Some(t) => {
-                check::non_empty("class_temperature", t.len())?;
-                check::finite("class_temperature", &t)?;
-                for &v in t.iter() {
-                    if v <= 0.0 {
-                        return Err(Error::Parameter {
-                            name: "class_temperature",
-                            value: v,
-                            reason: "every class temperature must be > 0",
+        losskit_tensor::pool::on_worker(|| {
+            self.check()?;
+            let (n, d) = embeddings.dim();
+            check::non_empty("embeddings", n)?;
+            if d == 0 {
+                return Err(Error::Shape {
+                    arg: "embeddings",
+                    expected: "[V·B, D] with D ≥ 1".into(),
+                    got: vec![n, d],
+                });
+            }
+            let b = labels.len();
+            check::non_empty("labels", b)?;
+            if n % b != 0 {
+                return Err(Error::Shape {
+                    arg: "labels",
+                    expected: format!("[B] with B dividing the {n} embedding rows (V views of B samples)"),
+                    got: vec![b],
+                });
+            }
+            check::shape("subclass_labels", subclass_labels.shape(), &[Some(b)])?;
+            check::finite("embeddings", &embeddings)?;
+            let tau2: Vec<f64> = match class_temperature {
+                Some(t) => {
+                    check::non_empty("class_temperature", t.len())?;
+                    check::finite("class_temperature", &t)?;
+                    for &v in t.iter() {
+                        if v <= 0.0 {
+                            return Err(Error::Parameter {
+                                name: "class_temperature",
+                                value: v,
+                                reason: "every class temperature must be > 0",
+                            });
+                        }
+                    }
+                    check::labels("labels", labels, t.len(), None)?;
+                    labels.iter().map(|&y| t[y as usize]).collect()
+                }
+                None => vec![self.temperature; b],
+            };
+            for i in 0..b {
+                for j in i + 1..b {
+                    if subclass_labels[i] == subclass_labels[j] && labels[i] != labels[j] {
+                        return Err(Error::Input {
+                            what: format!(
+                                "subclass_labels: subclass {} is used by classes {} and {} (ids must be global)",
+                                subclass_labels[i], labels[i], labels[j]
+                            ),
                         });
                     }
                 }
-                check::labels("labels", labels, t.len(), None)?;
-                labels.iter().map(|&y| t[y as usize]).collect()
             }
-            None => vec![self.temperature; b],
-        };
-        for i in 0..b {
-            for j in i + 1..b {
-                if subclass_labels[i] == subclass_labels[j] && labels[i] != labels[j] {
-                    return Err(Error::Input {
-                        what: format!(
-                            "subclass_labels: subclass {} is used by classes {} and {} (ids must be global)",
-                            subclass_labels[i], labels[i], labels[j]
-                        ),
-                    });
-                }
-            }
-        }
-        let (z, norms) = l2_normalize_rows(embeddings);
-        let mut sim = Array2::<F>::zeros((n, n));
-        general_mat_mul(F::one(), &z, &z.t(), F::zero(), &mut sim);
-        let red = match self.reduction {
-            Reduction::Mean => 1.0 / n as f64,
-            Reduction::Sum | Reduction::None => 1.0,
-        };
-        let (t1, tb, gamma) = (self.temperature, self.base_temperature, self.gamma);
-        // One row of ∂L/∂s per anchor, and its loss.
-        let mut gs = Array2::<F>::zeros((n, n));
-        let losses: Vec<f64> = gs
-            .axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .map(|(i, mut grow)| {
-                let srow: Vec<f64> = sim.row(i).iter().map(|v| v.f64()).collect();
-                let (si, yi, t2) = (subclass_labels[i % b], labels[i % b], tau2[i % b]);
-                let other_view = |a: usize| a != i && a % b == i % b;
-                let p_sub = |a: usize| a != i && subclass_labels[a % b] == si;
-                let in_a = |a: usize| a != i && (subclass_labels[a % b] != si || other_view(a));
-                let p_cls = |a: usize| other_view(a) || (a != i && labels[a % b] == yi && subclass_labels[a % b] != si);
-                let mut g = vec![0.0; n];
-                let mut loss = 0.0;
-                // Term 1: SupCon over subclasses at τ₁, denominator every a ≠ i.
-                let np = (0..n).filter(|&a| p_sub(a)).count();
-                if np > 0 {
-                    let m = (0..n).filter(|&a| a != i).map(|a| srow[a] / t1).fold(f64::NEG_INFINITY, f64::max);
-                    let sum: f64 = (0..n).filter(|&a| a != i).map(|a| (srow[a] / t1 - m).exp()).sum();
-                    let lse = m + sum.ln();
-                    let mean_pos: f64 =
-                        (0..n).filter(|&a| p_sub(a)).map(|a| srow[a] / t1 - lse).sum::<f64>() / np as f64;
-                    loss -= (t1 / tb) * mean_pos;
-                    for a in (0..n).filter(|&a| a != i) {
-                        let q = (srow[a] / t1 - m).exp() / sum;
-                        g[a] += (q - if p_sub(a) { 1.0 / np as f64 } else { 0.0 }) / tb;
+            let (z, norms) = l2_normalize_rows(embeddings);
+            let mut sim = Array2::<F>::zeros((n, n));
+            gemm(F::one(), &z, &z.t(), F::zero(), &mut sim);
+            let red = match self.reduction {
+                Reduction::Mean => 1.0 / n as f64,
+                Reduction::Sum | Reduction::None => 1.0,
+            };
+            let (t1, tb, gamma) = (self.temperature, self.base_temperature, self.gamma);
+            // One row of ∂L/∂s per anchor, and its loss.
+            let mut gs = Array2::<F>::zeros((n, n));
+            let losses: Vec<f64> = gs
+                .axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .enumerate()
+                .map(|(i, mut grow)| {
+                    let srow: Vec<f64> = sim.row(i).iter().map(|v| v.f64()).collect();
+                    let (si, yi, t2) = (subclass_labels[i % b], labels[i % b], tau2[i % b]);
+                    let other_view = |a: usize| a != i && a % b == i % b;
+                    let p_sub = |a: usize| a != i && subclass_labels[a % b] == si;
+                    let in_a = |a: usize| a != i && (subclass_labels[a % b] != si || other_view(a));
+                    let p_cls =
+                        |a: usize| other_view(a) || (a != i && labels[a % b] == yi && subclass_labels[a % b] != si);
+                    let mut g = vec![0.0; n];
+                    let mut loss = 0.0;
+                    // Term 1: SupCon over subclasses at τ₁, denominator every a ≠ i.
+                    let np = (0..n).filter(|&a| p_sub(a)).count();
+                    if np > 0 {
+                        let m = (0..n).filter(|&a| a != i).map(|a| srow[a] / t1).fold(f64::NEG_INFINITY, f64::max);
+                        let sum: f64 = (0..n).filter(|&a| a != i).map(|a| (srow[a] / t1 - m).exp()).sum();
+                        let lse = m + sum.ln();
+                        let mean_pos: f64 =
+                            (0..n).filter(|&a| p_sub(a)).map(|a| srow[a] / t1 - lse).sum::<f64>() / np as f64;
+                        loss -= (t1 / tb) * mean_pos;
+                        for a in (0..n).filter(|&a| a != i) {
+                            let q = (srow[a] / t1 - m).exp() / sum;
+                            g[a] += (q - if p_sub(a) { 1.0 / np as f64 } else { 0.0 }) / tb;
+                        }
                     }
-                }
-                // Term 2: class-level ranking at τ₂(yᵢ) over A.
-                let nc = (0..n).filter(|&a| p_cls(a)).count();
-                if nc > 0 && gamma > 0.0 {
-                    let m = (0..n).filter(|&a| in_a(a)).map(|a| srow[a] / t2).fold(f64::NEG_INFINITY, f64::max);
-                    let sum: f64 = (0..n).filter(|&a| in_a(a)).map(|a| (srow[a] / t2 - m).exp()).sum();
-                    let lse = m + sum.ln();
-                    let mean_pos: f64 =
-                        (0..n).filter(|&a| p_cls(a)).map(|a| srow[a] / t2 - lse).sum::<f64>() / nc as f64;
-                    loss -= gamma * mean_pos;
-                    for a in (0..n).filter(|&a| in_a(a)) {
-                        let r = (srow[a] / t2 - m).exp() / sum;
-                        g[a] += gamma / t2 * (r - if p_cls(a) { 1.0 / nc as f64 } else { 0.0 });
+                    // Term 2: class-level ranking at τ₂(yᵢ) over A.
+                    let nc = (0..n).filter(|&a| p_cls(a)).count();
+                    if nc > 0 && gamma > 0.0 {
+                        let m = (0..n).filter(|&a| in_a(a)).map(|a| srow[a] / t2).fold(f64::NEG_INFINITY, f64::max);
+                        let sum: f64 = (0..n).filter(|&a| in_a(a)).map(|a| (srow[a] / t2 - m).exp()).sum();
+                        let lse = m + sum.ln();
+                        let mean_pos: f64 =
+                            (0..n).filter(|&a| p_cls(a)).map(|a| srow[a] / t2 - lse).sum::<f64>() / nc as f64;
+                        loss -= gamma * mean_pos;
+                        for a in (0..n).filter(|&a| in_a(a)) {
+                            let r = (srow[a] / t2 - m).exp() / sum;
+                            g[a] += gamma / t2 * (r - if p_cls(a) { 1.0 / nc as f64 } else { 0.0 });
+                        }
                     }
-                }
-                if grad {
-                    for (o, v) in grow.iter_mut().zip(&g) {
-                        *o = F::c(red * v);
+                    if grad {
+                        for (o, v) in grow.iter_mut().zip(&g) {
+                            *o = F::c(red * v);
+                        }
                     }
-                }
-                loss
+                    loss
+                })
+                .collect();
+            let total: f64 = losses.iter().sum();
+            let g = if grad {
+                // s_ia = zᵢ·z_a: ∂/∂z = G·z + Gᵀ·z.
+                let mut gz = Array2::<F>::zeros((n, d));
+                gemm(F::one(), &gs, &z, F::zero(), &mut gz);
+                gemm(F::one(), &gs.t(), &z, F::one(), &mut gz);
+                Some(l2_normalize_backward(gz.view(), z.view(), norms.view())?)
+            } else {
+                None
+            };
+            Ok(EmbeddingOutput {
+                value: F::c(total * red),
+                per_sample: Some(losses.iter().map(|&v| F::c(v)).collect::<Array1<F>>()),
+                grad: g,
+                grad_reference: None,
             })
-            .collect();
-        let total: f64 = losses.iter().sum();
-        let g = if grad {
-            // s_ia = zᵢ·z_a: ∂/∂z = G·z + Gᵀ·z.
-            let mut gz = Array2::<F>::zeros((n, d));
-            general_mat_mul(F::one(), &gs, &z, F::zero(), &mut gz);
-            general_mat_mul(F::one(), &gs.t(), &z, F::one(), &mut gz);
-            Some(l2_normalize_backward(gz.view(), z.view(), norms.view())?)
-        } else {
-            None
-        };
-        Ok(EmbeddingOutput {
-            value: F::c(total * red),
-            per_sample: Some(losses.iter().map(|&v| F::c(v)).collect::<Array1<F>>()),
-            grad: g,
-            grad_reference: None,
         })
     }
 }

@@ -5,7 +5,7 @@
 //! CosFace, ArcFace) and the proxy-anchor loss, which works on the columns (per proxy, over the batch) and drives
 //! [`run_matrix`] itself.
 
-use ndarray::linalg::general_mat_mul;
+use losskit_tensor::linalg::gemm;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
@@ -43,7 +43,7 @@ pub(crate) fn prepare<F: Real>(
     let (xh, xn) = l2_normalize_rows(x);
     let (wh, wn) = l2_normalize_rows(proxies);
     let mut cos = Array2::zeros((x.nrows(), c));
-    general_mat_mul(F::one(), &xh, &wh.t(), F::zero(), &mut cos);
+    gemm(F::one(), &xh, &wh.t(), F::zero(), &mut cos);
     Ok(Prepared { xh, xn, wh, wn, cos, labels: labels.iter().map(|&l| l as usize).collect() })
 }
 
@@ -53,9 +53,9 @@ pub(crate) fn prepare<F: Real>(
 /// Only internal shape errors.
 pub(crate) fn backward<F: Real>(p: &Prepared<F>, dcos: &Array2<F>) -> Result<(Array2<F>, Array2<F>)> {
     let mut gx = Array2::zeros(p.xh.dim());
-    general_mat_mul(F::one(), dcos, &p.wh, F::zero(), &mut gx);
+    gemm(F::one(), dcos, &p.wh, F::zero(), &mut gx);
     let mut gw = Array2::zeros(p.wh.dim());
-    general_mat_mul(F::one(), &dcos.t(), &p.xh, F::zero(), &mut gw);
+    gemm(F::one(), &dcos.t(), &p.xh, F::zero(), &mut gw);
     let gx = l2_normalize_backward(gx.view(), p.xh.view(), p.xn.view())?;
     let gw = l2_normalize_backward(gw.view(), p.wh.view(), p.wn.view())?;
     Ok((gx, gw))
@@ -81,63 +81,65 @@ pub(crate) fn run_softmax<F: Real, K: RowSoftmax<F>>(
     proxies: ArrayView2<'_, F>,
     grad: bool,
 ) -> Result<ProxyOutput<F>> {
-    let p = prepare(x, labels, proxies)?;
-    let n = p.cos.nrows();
-    let scale = match reduction {
-        Reduction::Mean => 1.0 / n as f64,
-        Reduction::Sum | Reduction::None => 1.0,
-    };
-    let s = k.scale();
-    let mut dcos = p.cos.clone();
-    let losses: Vec<f64> = dcos
-        .axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .zip(p.labels.par_iter())
-        .map(|(mut row, &y)| {
-            let (t, dt) = k.target(row[y]);
-            // Logits z_j = s·c_j (j ≠ y), z_y = s·ψ(c_y); ℓ = LSE(z) − z_y.
-            let zy = s * t;
-            let (mut m, mut arg) = (zy, y);
-            for (j, &c) in row.iter().enumerate() {
-                if j != y && s * c > m {
-                    (m, arg) = (s * c, j);
+    losskit_tensor::pool::on_worker(|| {
+        let p = prepare(x, labels, proxies)?;
+        let n = p.cos.nrows();
+        let scale = match reduction {
+            Reduction::Mean => 1.0 / n as f64,
+            Reduction::Sum | Reduction::None => 1.0,
+        };
+        let s = k.scale();
+        let mut dcos = p.cos.clone();
+        let losses: Vec<f64> = dcos
+            .axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .zip(p.labels.par_iter())
+            .map(|(mut row, &y)| {
+                let (t, dt) = k.target(row[y]);
+                // Logits z_j = s·c_j (j ≠ y), z_y = s·ψ(c_y); ℓ = LSE(z) − z_y.
+                let zy = s * t;
+                let (mut m, mut arg) = (zy, y);
+                for (j, &c) in row.iter().enumerate() {
+                    if j != y && s * c > m {
+                        (m, arg) = (s * c, j);
+                    }
                 }
-            }
-            // ℓ = (m − z_y) + log(1 + Σ_{j≠argmax} e^{z_j − m}): log1p keeps the digits of a confident row.
-            let mut rest = F::zero();
-            for (j, c) in row.iter_mut().enumerate() {
-                let z = if j == y { zy } else { s * *c };
-                let e = if j == arg { F::one() } else { (z - m).fast_exp() };
-                if j != arg {
-                    rest += e;
-                }
-                *c = e;
-            }
-            let total = F::one() + rest;
-            let loss = (m - zy).f64() + rest.f64().ln_1p();
-            if grad {
-                let g = F::c(scale) * s / total;
-                let one_minus_py: F =
-                    row.iter().enumerate().filter(|&(j, _)| j != y).map(|(_, &e)| e).sum::<F>() / total;
+                // ℓ = (m − z_y) + log(1 + Σ_{j≠argmax} e^{z_j − m}): log1p keeps the digits of a confident row.
+                let mut rest = F::zero();
                 for (j, c) in row.iter_mut().enumerate() {
-                    *c = if j == y { -F::c(scale) * s * one_minus_py * dt } else { *c * g };
+                    let z = if j == y { zy } else { s * *c };
+                    let e = if j == arg { F::one() } else { (z - m).fast_exp() };
+                    if j != arg {
+                        rest += e;
+                    }
+                    *c = e;
                 }
-            }
-            loss
+                let total = F::one() + rest;
+                let loss = (m - zy).f64() + rest.f64().ln_1p();
+                if grad {
+                    let g = F::c(scale) * s / total;
+                    let one_minus_py: F =
+                        row.iter().enumerate().filter(|&(j, _)| j != y).map(|(_, &e)| e).sum::<F>() / total;
+                    for (j, c) in row.iter_mut().enumerate() {
+                        *c = if j == y { -F::c(scale) * s * one_minus_py * dt } else { *c * g };
+                    }
+                }
+                loss
+            })
+            .collect();
+        let total: f64 = losses.iter().sum();
+        let (gx, gw) = if grad {
+            let (a, b) = backward(&p, &dcos)?;
+            (Some(a), Some(b))
+        } else {
+            (None, None)
+        };
+        Ok(ProxyOutput {
+            value: F::c(total * scale),
+            per_sample: Some(losses.iter().map(|&v| F::c(v)).collect()),
+            grad: gx,
+            grad_proxies: gw,
         })
-        .collect();
-    let total: f64 = losses.iter().sum();
-    let (gx, gw) = if grad {
-        let (a, b) = backward(&p, &dcos)?;
-        (Some(a), Some(b))
-    } else {
-        (None, None)
-    };
-    Ok(ProxyOutput {
-        value: F::c(total * scale),
-        per_sample: Some(losses.iter().map(|&v| F::c(v)).collect()),
-        grad: gx,
-        grad_proxies: gw,
     })
 }
 

@@ -100,44 +100,46 @@ impl<F: Real> ProxyLoss<F> for ProxyAnchor {
         proxies: ArrayView2<'_, F>,
         grad: bool,
     ) -> Result<ProxyOutput<F>> {
-        self.check()?;
-        let p = driver::prepare(embeddings, labels, proxies)?;
-        let c = p.cos.ncols();
-        let with_pos = {
-            let mut seen = vec![false; c];
-            p.labels.iter().for_each(|&y| seen[y] = true);
-            seen.iter().filter(|&&s| s).count()
-        };
-        let (sp, sn) = match self.reduction {
-            Reduction::Mean => (if with_pos > 0 { 1.0 / with_pos as f64 } else { 0.0 }, 1.0 / c as f64),
-            Reduction::Sum | Reduction::None => (1.0, 1.0),
-        };
-        let (alpha, delta) = (F::c(self.alpha), F::c(self.margin));
-        let labels = &p.labels;
-        let mut g = p.cos.clone();
-        let terms: Vec<(f64, f64)> = driver::map_columns(&mut g, |cls, col| {
-            let n = col.len();
-            let pos = |i: usize| labels[i] == cls;
-            let neg = |i: usize| labels[i] != cls;
-            let s: Vec<F> = col.to_vec();
-            let mut wp = vec![F::zero(); n];
-            let mut wn = vec![F::zero(); n];
-            let (lp, _) = crate::embedding::driver::lse1_masked(|i| -alpha * (s[i] - delta), pos, n, Some(&mut wp));
-            let (ln, _) = crate::embedding::driver::lse1_masked(|i| alpha * (s[i] + delta), neg, n, Some(&mut wn));
-            for i in 0..n {
-                col[i] = if pos(i) { -alpha * wp[i] * F::c(sp) } else { alpha * wn[i] * F::c(sn) };
-            }
-            (lp, ln)
-        });
-        let value: f64 = terms.iter().map(|(lp, ln)| lp * sp + ln * sn).sum();
-        let per: Vec<F> = terms.iter().map(|(lp, ln)| F::c(lp + ln)).collect();
-        let (gx, gw) = if grad {
-            let (a, b) = driver::backward(&p, &g)?;
-            (Some(a), Some(b))
-        } else {
-            (None, None)
-        };
-        Ok(ProxyOutput { value: F::c(value), per_sample: Some(per.into()), grad: gx, grad_proxies: gw })
+        losskit_tensor::pool::on_worker(|| {
+            self.check()?;
+            let p = driver::prepare(embeddings, labels, proxies)?;
+            let c = p.cos.ncols();
+            let with_pos = {
+                let mut seen = vec![false; c];
+                p.labels.iter().for_each(|&y| seen[y] = true);
+                seen.iter().filter(|&&s| s).count()
+            };
+            let (sp, sn) = match self.reduction {
+                Reduction::Mean => (if with_pos > 0 { 1.0 / with_pos as f64 } else { 0.0 }, 1.0 / c as f64),
+                Reduction::Sum | Reduction::None => (1.0, 1.0),
+            };
+            let (alpha, delta) = (F::c(self.alpha), F::c(self.margin));
+            let labels = &p.labels;
+            let mut g = p.cos.clone();
+            let terms: Vec<(f64, f64)> = driver::map_columns(&mut g, |cls, col| {
+                let n = col.len();
+                let pos = |i: usize| labels[i] == cls;
+                let neg = |i: usize| labels[i] != cls;
+                let s: Vec<F> = col.to_vec();
+                let mut wp = vec![F::zero(); n];
+                let mut wn = vec![F::zero(); n];
+                let (lp, _) = crate::embedding::driver::lse1_masked(|i| -alpha * (s[i] - delta), pos, n, Some(&mut wp));
+                let (ln, _) = crate::embedding::driver::lse1_masked(|i| alpha * (s[i] + delta), neg, n, Some(&mut wn));
+                for i in 0..n {
+                    col[i] = if pos(i) { -alpha * wp[i] * F::c(sp) } else { alpha * wn[i] * F::c(sn) };
+                }
+                (lp, ln)
+            });
+            let value: f64 = terms.iter().map(|(lp, ln)| lp * sp + ln * sn).sum();
+            let per: Vec<F> = terms.iter().map(|(lp, ln)| F::c(lp + ln)).collect();
+            let (gx, gw) = if grad {
+                let (a, b) = driver::backward(&p, &g)?;
+                (Some(a), Some(b))
+            } else {
+                (None, None)
+            };
+            Ok(ProxyOutput { value: F::c(value), per_sample: Some(per.into()), grad: gx, grad_proxies: gw })
+        })
     }
 }
 

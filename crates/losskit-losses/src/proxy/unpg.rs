@@ -1,6 +1,6 @@
 //! UNPG, unified negative pair generation (Jung et al. 2022), on top of CosFace or ArcFace.
 
-use ndarray::linalg::general_mat_mul;
+use losskit_tensor::linalg::gemm;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -205,7 +205,7 @@ impl Unpg {
     fn negatives<F: Real>(&self, xh: &Array2<F>, labels: ArrayView1<'_, i64>) -> Vec<(f64, usize, usize)> {
         let n = xh.nrows();
         let mut sim = Array2::<F>::zeros((n, n));
-        general_mat_mul(F::one(), xh, &xh.t(), F::zero(), &mut sim);
+        gemm(F::one(), xh, &xh.t(), F::zero(), &mut sim);
         let mut pairs = Vec::new();
         let mut vals = Vec::new();
         for a in 0..n {
@@ -234,93 +234,95 @@ impl<F: Real> ProxyLoss<F> for Unpg {
         proxies: ArrayView2<'_, F>,
         grad: bool,
     ) -> Result<ProxyOutput<F>> {
-        self.check()?;
-        let p = driver::prepare(embeddings, labels, proxies)?;
-        let kept = self.negatives(&p.xh, labels);
-        if kept.is_empty() {
-            return self.base_loss(embeddings, labels, proxies, grad);
-        }
-        let n = p.cos.nrows();
-        let red = match self.reduction {
-            Reduction::Mean => 1.0 / n as f64,
-            Reduction::Sum | Reduction::None => 1.0,
-        };
-        let s = self.scale;
-        // The shared extra logits s·s'_t: their maximum M and the sum of e^{s·s'_t − M} without the argmax term.
-        let (mut big, mut arg_t) = (f64::NEG_INFINITY, 0);
-        for (t, &(v, _, _)) in kept.iter().enumerate() {
-            if s * v > big {
-                (big, arg_t) = (s * v, t);
+        losskit_tensor::pool::on_worker(|| {
+            self.check()?;
+            let p = driver::prepare(embeddings, labels, proxies)?;
+            let kept = self.negatives(&p.xh, labels);
+            if kept.is_empty() {
+                return self.base_loss(embeddings, labels, proxies, grad);
             }
-        }
-        let extra_e: Vec<f64> = kept.iter().map(|&(v, _, _)| (s * v - big).exp()).collect();
-        let extra_rest: f64 = extra_e.iter().enumerate().filter(|&(t, _)| t != arg_t).map(|(_, e)| e).sum();
-        // Per row: loss, e^{M − mᵢ}/totalᵢ (the factor of the extras' probabilities), and ∂/∂c row.
-        let mut dcos = Array2::<F>::zeros(p.cos.dim());
-        let rows: Vec<(f64, f64)> = dcos
-            .axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .zip(p.cos.axis_iter(Axis(0)).into_par_iter())
-            .zip(p.labels.par_iter())
-            .map(|((mut drow, crow), &y)| {
-                let (t, dt) = self.target(crow[y].f64());
-                let zy = s * t;
-                let z = |j: usize| if j == y { zy } else { s * crow[j].f64() };
-                // The row's maximum over class and extra logits; the argmax term is counted as exactly 1.
-                let (mut m, mut arg) = (big, None);
-                for j in 0..crow.len() {
-                    if z(j) > m {
-                        (m, arg) = (z(j), Some(j));
+            let n = p.cos.nrows();
+            let red = match self.reduction {
+                Reduction::Mean => 1.0 / n as f64,
+                Reduction::Sum | Reduction::None => 1.0,
+            };
+            let s = self.scale;
+            // The shared extra logits s·s'_t: their maximum M and the sum of e^{s·s'_t − M} without the argmax term.
+            let (mut big, mut arg_t) = (f64::NEG_INFINITY, 0);
+            for (t, &(v, _, _)) in kept.iter().enumerate() {
+                if s * v > big {
+                    (big, arg_t) = (s * v, t);
+                }
+            }
+            let extra_e: Vec<f64> = kept.iter().map(|&(v, _, _)| (s * v - big).exp()).collect();
+            let extra_rest: f64 = extra_e.iter().enumerate().filter(|&(t, _)| t != arg_t).map(|(_, e)| e).sum();
+            // Per row: loss, e^{M − mᵢ}/totalᵢ (the factor of the extras' probabilities), and ∂/∂c row.
+            let mut dcos = Array2::<F>::zeros(p.cos.dim());
+            let rows: Vec<(f64, f64)> = dcos
+                .axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .zip(p.cos.axis_iter(Axis(0)).into_par_iter())
+                .zip(p.labels.par_iter())
+                .map(|((mut drow, crow), &y)| {
+                    let (t, dt) = self.target(crow[y].f64());
+                    let zy = s * t;
+                    let z = |j: usize| if j == y { zy } else { s * crow[j].f64() };
+                    // The row's maximum over class and extra logits; the argmax term is counted as exactly 1.
+                    let (mut m, mut arg) = (big, None);
+                    for j in 0..crow.len() {
+                        if z(j) > m {
+                            (m, arg) = (z(j), Some(j));
+                        }
+                    }
+                    let shift = (big - m).exp();
+                    let mut rest = if arg.is_none() { extra_rest } else { shift * (1.0 + extra_rest) };
+                    let mut e = vec![0.0; crow.len()];
+                    for (j, ej) in e.iter_mut().enumerate() {
+                        *ej = if Some(j) == arg { 1.0 } else { (z(j) - m).exp() };
+                        if Some(j) != arg {
+                            rest += *ej;
+                        }
+                    }
+                    let total = 1.0 + rest;
+                    let loss = (m - zy) + rest.ln_1p();
+                    if grad {
+                        let g = red * s / total;
+                        let one_minus_py = (total - e[y]) / total;
+                        for (j, d) in drow.iter_mut().enumerate() {
+                            *d = F::c(if j == y { -red * s * one_minus_py * dt } else { e[j] * g });
+                        }
+                    }
+                    (loss, shift / total)
+                })
+                .collect();
+            let total: f64 = rows.iter().map(|r| r.0).sum();
+            let (gx, gw) = if grad {
+                // ∂L/∂s'_t = s·r·e^{s·s'_t − M}·Σᵢ e^{M − mᵢ}/totalᵢ.
+                let common: f64 = red * s * rows.iter().map(|r| r.1).sum::<f64>();
+                let mut gxh = Array2::<F>::zeros(p.xh.dim());
+                gemm(F::one(), &dcos, &p.wh, F::zero(), &mut gxh);
+                for (&(_, a, b), &e) in kept.iter().zip(&extra_e) {
+                    let g = F::c(common * e);
+                    for k in 0..p.xh.ncols() {
+                        let (xa, xb) = (p.xh[[a, k]], p.xh[[b, k]]);
+                        gxh[[a, k]] += g * xb;
+                        gxh[[b, k]] += g * xa;
                     }
                 }
-                let shift = (big - m).exp();
-                let mut rest = if arg.is_none() { extra_rest } else { shift * (1.0 + extra_rest) };
-                let mut e = vec![0.0; crow.len()];
-                for (j, ej) in e.iter_mut().enumerate() {
-                    *ej = if Some(j) == arg { 1.0 } else { (z(j) - m).exp() };
-                    if Some(j) != arg {
-                        rest += *ej;
-                    }
-                }
-                let total = 1.0 + rest;
-                let loss = (m - zy) + rest.ln_1p();
-                if grad {
-                    let g = red * s / total;
-                    let one_minus_py = (total - e[y]) / total;
-                    for (j, d) in drow.iter_mut().enumerate() {
-                        *d = F::c(if j == y { -red * s * one_minus_py * dt } else { e[j] * g });
-                    }
-                }
-                (loss, shift / total)
+                let mut gwh = Array2::<F>::zeros(p.wh.dim());
+                gemm(F::one(), &dcos.t(), &p.xh, F::zero(), &mut gwh);
+                let gx = l2_normalize_backward(gxh.view(), p.xh.view(), p.xn.view())?;
+                let gw = l2_normalize_backward(gwh.view(), p.wh.view(), p.wn.view())?;
+                (Some(gx), Some(gw))
+            } else {
+                (None, None)
+            };
+            Ok(ProxyOutput {
+                value: F::c(total * red),
+                per_sample: Some(rows.iter().map(|r| F::c(r.0)).collect::<Array1<F>>()),
+                grad: gx,
+                grad_proxies: gw,
             })
-            .collect();
-        let total: f64 = rows.iter().map(|r| r.0).sum();
-        let (gx, gw) = if grad {
-            // ∂L/∂s'_t = s·r·e^{s·s'_t − M}·Σᵢ e^{M − mᵢ}/totalᵢ.
-            let common: f64 = red * s * rows.iter().map(|r| r.1).sum::<f64>();
-            let mut gxh = Array2::<F>::zeros(p.xh.dim());
-            general_mat_mul(F::one(), &dcos, &p.wh, F::zero(), &mut gxh);
-            for (&(_, a, b), &e) in kept.iter().zip(&extra_e) {
-                let g = F::c(common * e);
-                for k in 0..p.xh.ncols() {
-                    let (xa, xb) = (p.xh[[a, k]], p.xh[[b, k]]);
-                    gxh[[a, k]] += g * xb;
-                    gxh[[b, k]] += g * xa;
-                }
-            }
-            let mut gwh = Array2::<F>::zeros(p.wh.dim());
-            general_mat_mul(F::one(), &dcos.t(), &p.xh, F::zero(), &mut gwh);
-            let gx = l2_normalize_backward(gxh.view(), p.xh.view(), p.xn.view())?;
-            let gw = l2_normalize_backward(gwh.view(), p.wh.view(), p.wn.view())?;
-            (Some(gx), Some(gw))
-        } else {
-            (None, None)
-        };
-        Ok(ProxyOutput {
-            value: F::c(total * red),
-            per_sample: Some(rows.iter().map(|r| F::c(r.0)).collect::<Array1<F>>()),
-            grad: gx,
-            grad_proxies: gw,
         })
     }
 }
