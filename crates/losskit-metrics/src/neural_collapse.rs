@@ -2,6 +2,7 @@
 //! [`NeuralCollapse`] (NC1, NC2, NC3 and the orthogonality / norm-ratio measures, one pass over the features) and
 //! [`NccMismatch`] (NC4, a second pass once the class means are known).
 
+use losskit_tensor::linalg::matmul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 use losskit_tensor::{Error, Result, check};
@@ -224,7 +225,7 @@ impl NeuralCollapse {
         for (mut row, &y) in centred.rows_mut().into_iter().zip(labels.iter()) {
             row -= &means.row(y as usize);
         }
-        let scatter = centred.t().dot(&centred);
+        let scatter = matmul(&centred.t(), &centred);
         self.combine(&counts, &means, &scatter);
         Ok(())
     }
@@ -247,7 +248,7 @@ impl NeuralCollapse {
             self.means.row_mut(c).scaled_add(nb as f64 / n, &diff);
             self.counts[c] = na + nb;
         }
-        self.scatter += &delta.t().dot(&delta);
+        self.scatter += &matmul(&delta.t(), &delta);
     }
 
     /// The measures over the classes seen, with an optional classifier `weight` \[n_classes, D\] for NC3 and the
@@ -287,7 +288,7 @@ impl NeuralCollapse {
             GlobalMean::ClassMeans => means.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(self.dim())),
         };
         let centred = &means - &global;
-        let gram = centred.dot(&centred.t());
+        let gram = matmul(&centred, &centred.t());
 
         // NC1 in the span of the centred means.
         let sigma_w = &self.scatter / n as f64;
@@ -539,7 +540,7 @@ fn frobenius(a: ArrayView2<'_, f64>) -> f64 {
 
 /// max_{i≠j} |cos(rᵢ, rⱼ)| over the rows, and the row norms.
 fn max_abs_cosine(rows: ArrayView2<'_, f64>) -> (f64, Vec<f64>) {
-    let gram = rows.dot(&rows.t());
+    let gram = matmul(&rows, &rows.t());
     let c = gram.nrows();
     let norms: Vec<f64> = (0..c).map(|i| gram[[i, i]].max(0.0).sqrt()).collect();
     let mut worst = 0.0_f64;

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use losskit_tensor::linalg::matmul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, Axis, Zip};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -175,7 +176,7 @@ fn he_bound(fan_in: usize) -> f64 {
 
 /// `a` `[N, K]` · `w`ᵀ + `b`, for `w` `[M, K]` and `b` `[M]`: one GEMM then a broadcast add.
 fn affine(a: ArrayView2<'_, f64>, w: ArrayView2<'_, f64>, b: ArrayView1<'_, f64>) -> Array2<f64> {
-    let mut out = a.dot(&w.t());
+    let mut out = matmul(&a, &w.t());
     out += &b;
     out
 }
@@ -268,7 +269,7 @@ impl Model for Linear {
         check_input(&x, self.d)?;
         check_dlogits(&dlogits, x.nrows(), self.c)?;
         let (c, d) = (self.c, self.d);
-        let dw = dlogits.t().dot(&x); // [C, D]
+        let dw = matmul(&dlogits.t(), &x); // [C, D]
         let db = dlogits.sum_axis(Axis(0));
         let mut g = Vec::with_capacity(c * d + c);
         g.extend(dw.iter().chain(db.iter()));
@@ -384,9 +385,9 @@ impl Model for Mlp {
         check_dlogits(&dlogits, x.nrows(), self.c)?;
         let (a, h) = self.hidden_layer(x);
         let (_, _, w2, _) = self.parts();
-        let dw2 = dlogits.t().dot(&h); // [C, K]
+        let dw2 = matmul(&dlogits.t(), &h); // [C, K]
         let db2 = dlogits.sum_axis(Axis(0));
-        let mut da = dlogits.dot(&w2); // [N, K] = ∂L/∂H
+        let mut da = matmul(&dlogits, &w2); // [N, K] = ∂L/∂H
         match self.activation {
             Activation::Relu => Zip::from(&mut da).and(&a).for_each(|g, &av| {
                 if av <= 0.0 {
@@ -395,7 +396,7 @@ impl Model for Mlp {
             }),
             Activation::Tanh => Zip::from(&mut da).and(&h).for_each(|g, &hv| *g *= 1.0 - hv * hv),
         }
-        let dw1 = da.t().dot(&x); // [K, D]
+        let dw1 = matmul(&da.t(), &x); // [K, D]
         let db1 = da.sum_axis(Axis(0));
         let (d, k) = (self.d, self.k);
         let (o_w2, o_b2) = self.offsets();

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use losskit_tensor::linalg::matmul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 use losskit_losses::{ClassLoss, Reduction, Targets, Z_LOSS_VARIANCE_EPS, ZLoss};
@@ -350,12 +351,12 @@ impl DenseZOutput {
     /// As [`SphericalZOutput::step`].
     pub fn step(&mut self, h: ArrayView2<'_, f64>, targets: &[usize]) -> Result<StepOutput> {
         check_batch(h, targets, self.w.ncols(), self.w.nrows())?;
-        let o = h.dot(&self.w.t()); // m×D
+        let o = matmul(&h, &self.w.t()); // m×D
         let labels: Vec<i64> = targets.iter().map(|&c| c as i64).collect();
         let out = ClassLoss::<f64>::compute(&self.loss, o.view(), Targets::hard(&labels), None, true)?;
         let g = out.grad.ok_or_else(|| Error::Degenerate { what: "z-loss returned no gradient".into() })?;
-        let grad_h = g.dot(&self.w);
-        self.w.scaled_add(-self.lr, &g.t().dot(&h));
+        let grad_h = matmul(&g, &self.w);
+        self.w.scaled_add(-self.lr, &matmul(&g.t(), &h));
         Ok(StepOutput { loss: out.value, grad_h })
     }
 }

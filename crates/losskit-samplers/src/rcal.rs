@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use losskit_tensor::linalg::matmul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
@@ -246,7 +247,7 @@ fn mean_cov(z: ArrayView2<'_, f64>, rows: &[usize], d: usize) -> (Array1<f64>, A
         for (i, &r) in rows.iter().enumerate() {
             c.row_mut(i).assign(&(&z.row(r) - &mean));
         }
-        cov = c.t().dot(&c) / (m - 1) as f64;
+        cov = matmul(&c.t(), &c) / (m - 1) as f64;
     }
     (mean, cov)
 }

@@ -1,5 +1,6 @@
 //! Pairwise similarity and distance matrices through GEMM.
 
+use crate::linalg::matmul;
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 
 use crate::norm::l2_normalize_rows;
@@ -22,7 +23,7 @@ fn same_dim<F: Real>(a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>) -> Result<()>
 /// [`Error::Shape`] when the embedding dimensions differ.
 pub fn dot_matrix<F: Real>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) -> Result<Array2<F>> {
     same_dim(&a, &b)?;
-    Ok(a.dot(&b.t()))
+    Ok(matmul(&a, &b.t()))
 }
 
 /// Cosine-similarity matrix: Sᵢⱼ = x̂ᵢ · ŷⱼ with rows L2-normalised (zero rows give similarity 0).
@@ -33,7 +34,7 @@ pub fn cosine_similarity<F: Real>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) ->
     same_dim(&a, &b)?;
     let (an, _) = l2_normalize_rows(a);
     let (bn, _) = l2_normalize_rows(b);
-    Ok(an.dot(&bn.t()))
+    Ok(matmul(&an, &bn.t()))
 }
 
 /// Squared Euclidean distances Dᵢⱼ = ‖aᵢ‖² + ‖bⱼ‖² − 2 aᵢ·bⱼ through GEMM, clamped at 0 (rounding can make the
@@ -45,7 +46,7 @@ pub fn squared_distances<F: Real>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>) ->
     same_dim(&a, &b)?;
     let na = a.map_axis(Axis(1), |r| r.dot(&r));
     let nb = b.map_axis(Axis(1), |r| r.dot(&r));
-    let mut d = a.dot(&b.t());
+    let mut d = matmul(&a, &b.t());
     let two = F::c(2.0);
     Zip::from(d.rows_mut()).and(&na).par_for_each(|mut row, &ai| {
         Zip::from(&mut row).and(&nb).for_each(|v, &bj| *v = (ai + bj - two * *v).max(F::zero()));
