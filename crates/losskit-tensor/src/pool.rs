@@ -20,13 +20,13 @@ mod tests {
     #[test]
     fn runs_on_a_worker_of_the_current_pool() {
         assert!(rayon::current_thread_index().is_none());
-        assert!(on_worker(|| rayon::current_thread_index()).is_some());
+        assert!(on_worker(rayon::current_thread_index).is_some());
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         let (inside, threads) =
             pool.install(|| on_worker(|| (rayon::current_thread_index(), rayon::current_num_threads())));
         assert!(inside.is_some());
         assert_eq!(threads, 3);
-        let borrowed = vec![1, 2, 3];
+        let borrowed = [1, 2, 3];
         assert_eq!(on_worker(|| borrowed.iter().sum::<i32>()), 6);
     }
 }

@@ -204,9 +204,10 @@ pub(crate) fn run_to<F: Real, K: RowKernel<F>>(
     let z_all: &[F] = contiguous(&logits_cow);
     let rows_per_task = (TASK_ELEMS / c).clamp(1, n);
     let mut per_sample = vec![F::zero(); n];
-    // A fresh gradient comes zeroed from the allocator (for a large buffer: fresh pages that the OS zeroes on the
-    // first write, which the parallel tasks make); a caller's buffer holds anything, so the tasks clear each row
-    // the kernel does not overwrite whole, in the same sweep.
+    // A fresh gradient is allocated uninitialised and each task zeroes its own block just before filling it (in
+    // parallel, and while the block is in cache, rather than one `calloc` clearing the whole buffer on the calling
+    // thread); a caller's buffer holds anything, so the tasks clear each row the kernel does not overwrite whole, in
+    // the same sweep.
     let mut fresh: Option<Vec<F>> = None;
     let mut caller: Option<ArrayViewMut2<'_, F>> = None;
     let clear = match &dest {
@@ -214,9 +215,13 @@ pub(crate) fn run_to<F: Real, K: RowKernel<F>>(
         GradDest::Into(_) if K::WRITES_HARD_ROW && matches!(rows, Rows::Hard(_)) => Clear::SkippedRows,
         GradDest::Into(_) => Clear::EveryRow,
     };
-    let buffer: Option<&mut [F]> = match dest {
+    let buffer: Option<GradBlock<'_, F>> = match dest {
         GradDest::Skip => None,
-        GradDest::Alloc => Some(&mut fresh.insert(zeroed_grad(n * c))[..]),
+        GradDest::Alloc => {
+            let v = fresh.insert(Vec::with_capacity(n * c));
+            losskit_tensor::alloc::advise_huge_pages(v.spare_capacity_mut());
+            Some(GradBlock::Uninit(&mut v.spare_capacity_mut()[..n * c]))
+        }
         GradDest::Into(g) => {
             if g.dim() != (n, c) || !g.is_standard_layout() {
                 return Err(Error::Shape {
@@ -225,18 +230,19 @@ pub(crate) fn run_to<F: Real, K: RowKernel<F>>(
                     got: g.shape().to_vec(),
                 });
             }
-            Some(caller.insert(g).as_slice_mut().ok_or_else(|| internal(&"grad is not contiguous"))?)
+            Some(GradBlock::Init(caller.insert(g).as_slice_mut().ok_or_else(|| internal(&"grad is not contiguous"))?))
         }
     };
-    let grad_chunks: Vec<Option<&mut [F]>> = match buffer {
-        Some(g) => g.chunks_mut(rows_per_task * c).map(Some).collect(),
+    let grad_chunks: Vec<Option<GradBlock<'_, F>>> = match buffer {
+        Some(GradBlock::Init(g)) => g.chunks_mut(rows_per_task * c).map(|b| Some(GradBlock::Init(b))).collect(),
+        Some(GradBlock::Uninit(g)) => g.chunks_mut(rows_per_task * c).map(|b| Some(GradBlock::Uninit(b))).collect(),
         None => (0..n.div_ceil(rows_per_task)).map(|_| None).collect(),
     };
 
     let ctx = Ctx { kernel, rows, z_all, c, weights: w, inv_denominator, ignore_index: setup.ignore_index, clear };
     let isa = Isa::detect();
-    let task = |scratch: &mut Vec<F>, (t, (ps, g)): (usize, (&mut [F], Option<&mut [F]>))| -> Partial {
-        isa.run_task(&ctx, t * rows_per_task, ps, g, scratch)
+    let task = |scratch: &mut Vec<F>, (t, (ps, g)): (usize, (&mut [F], Option<GradBlock<'_, F>>))| -> Partial {
+        isa.run_task(&ctx, t * rows_per_task, ps, g.map(GradBlock::zeroed), scratch)
     };
 
     let jobs = per_sample.chunks_mut(rows_per_task).zip(grad_chunks);
@@ -261,7 +267,12 @@ pub(crate) fn run_to<F: Real, K: RowKernel<F>>(
         Reduction::Sum | Reduction::None => total,
     };
     let grad = match fresh {
-        Some(g) => Some(Array2::from_shape_vec((n, c), g).map_err(|e| internal(&e))?),
+        Some(mut g) => {
+            // SAFETY: the blocks handed to the tasks cover the first n·C values of the capacity, and every task ran
+            // (a panic would have unwound past this point) and began by writing its whole block (`zeroed`).
+            unsafe { g.set_len(n * c) };
+            Some(Array2::from_shape_vec((n, c), g).map_err(|e| internal(&e))?)
+        }
         None => None,
     };
     Ok(LossOutput { value: F::c(value), per_sample: Some(Array1::from_vec(per_sample)), grad })
@@ -360,19 +371,29 @@ fn task_avx512<F: Real, K: RowKernel<F>>(
     task(ctx, first, out, grad, scratch)
 }
 
-/// A zeroed gradient buffer of `len` elements.
-///
-/// A fresh large buffer costs one page fault per 4 KiB page on first write (for N×C = 1024×32000 f32, 32768 faults,
-/// more time than the loss itself). On Linux a buffer of 8 MiB or more is therefore advised to be backed by
-/// transparent huge pages (one fault per 2 MiB), as PyTorch does for its CPU tensors with `THP_MEM_ALLOC_ENABLE=1`.
-/// The advice changes only how the kernel backs the pages (still zeroed); where THP is disabled it is a no-op.
-/// Fresh pages fault (and are zeroed by the OS) in the parallel tasks, at each page's first write; memory the
-/// allocator reuses is cleared by `calloc` in the calling thread instead. (Allocating uninitialised memory and
-/// clearing each row in its task was measured too: no faster at 4096×1000 and 5% slower at 1024×32000, where the
-/// extra pass over 128 KiB rows leaves L1.) Training loops that reuse one gradient buffer avoid both: see the
-/// losses' `value_and_grad_into`.
-fn zeroed_grad<F: Real>(len: usize) -> Vec<F> {
-    losskit_tensor::alloc::zeroed(len)
+/// One task's block of the gradient: the caller's values, or fresh memory not written yet.
+enum GradBlock<'a, F> {
+    Init(&'a mut [F]),
+    Uninit(&'a mut [std::mem::MaybeUninit<F>]),
+}
+
+impl<'a, F: Real> GradBlock<'a, F> {
+    /// The block as values: a caller's as it is, a fresh one after writing zeros over it (what the kernels expect
+    /// of a fresh gradient). The zeros are written by the task that fills the block next, so the clearing runs in
+    /// parallel and leaves the block in cache for the kernel's writes.
+    fn zeroed(self) -> &'a mut [F] {
+        match self {
+            GradBlock::Init(g) => g,
+            GradBlock::Uninit(g) => {
+                for v in g.iter_mut() {
+                    v.write(F::zero());
+                }
+                let len = g.len();
+                // SAFETY: every element was written just above; MaybeUninit<F> has F's layout.
+                unsafe { std::slice::from_raw_parts_mut(g.as_mut_ptr().cast::<F>(), len) }
+            }
+        }
+    }
 }
 
 /// The view itself when it is in standard (row-major, contiguous) layout, else a standard-layout copy.
