@@ -380,68 +380,70 @@ mod tests {
     fn value_and_grad_into_equals_compute_bit_for_bit() {
         use crate::{Focal, GeneralizedCrossEntropy, Mae, SumExponential};
         // 600 × 37: two parallel tasks, rows not a multiple of the SIMD width, labels split the rows anywhere.
-        let (n, c) = (600, 37);
-        let labels: Vec<i64> = (0..n as i64).map(|i| if i % 29 == 3 { -100 } else { (i * 7) % c as i64 }).collect();
-        let kept: Vec<i64> = labels.iter().map(|&y| y.max(0)).collect();
-        let w: ndarray::Array1<f64> = (0..n).map(|i| 0.5 + (i % 5) as f64 * 0.25).collect();
-        let z32 = logits::<f32>(n, c, 1);
-        let z64 = logits::<f64>(n, c, 2);
-        let ce = CrossEntropy::new()
-            .label_smoothing(0.1)
-            .class_weights((0..c).map(|k| 1.0 + k as f64 / 10.0).collect::<Vec<_>>());
-        for (name, t) in [("ignored rows", &labels), ("all rows", &kept)] {
+        // 1200 × 1000: a fresh gradient of 4.8 MB (f32) / 9.6 MB (f64), which `compute` streams row by row.
+        for (n, c) in [(600, 37), (1200, 1000)] {
+            let labels: Vec<i64> = (0..n as i64).map(|i| if i % 29 == 3 { -100 } else { (i * 7) % c as i64 }).collect();
+            let kept: Vec<i64> = labels.iter().map(|&y| y.max(0)).collect();
+            let w: ndarray::Array1<f64> = (0..n).map(|i| 0.5 + (i % 5) as f64 * 0.25).collect();
+            let z32 = logits::<f32>(n, c, 1);
+            let z64 = logits::<f64>(n, c, 2);
+            let ce = CrossEntropy::new()
+                .label_smoothing(0.1)
+                .class_weights((0..c).map(|k| 1.0 + k as f64 / 10.0).collect::<Vec<_>>());
+            for (name, t) in [("ignored rows", &labels), ("all rows", &kept)] {
+                assert_into_matches::<f32>(
+                    name,
+                    |x| ce.compute(x, Targets::hard(t), None, true),
+                    |x, g| ce.value_and_grad_into(x, Targets::hard(t), None, g),
+                    &z32,
+                );
+                let wv = Some(w.view());
+                assert_into_matches::<f64>(
+                    name,
+                    |x| ce.compute(x, Targets::hard(t), wv, true),
+                    |x, g| ce.value_and_grad_into(x, Targets::hard(t), wv, g),
+                    &z64,
+                );
+            }
+            let f = Focal::new();
             assert_into_matches::<f32>(
-                name,
-                |x| ce.compute(x, Targets::hard(t), None, true),
-                |x, g| ce.value_and_grad_into(x, Targets::hard(t), None, g),
+                "focal",
+                |x| f.compute(x, Targets::hard(&kept), None, true),
+                |x, g| f.value_and_grad_into(x, Targets::hard(&kept), None, g),
                 &z32,
             );
-            let wv = Some(w.view());
+            let q = GeneralizedCrossEntropy::new();
+            assert_into_matches::<f32>(
+                "gce",
+                |x| q.compute(x, Targets::hard(&kept), None, true),
+                |x, g| q.value_and_grad_into(x, Targets::hard(&kept), None, g),
+                &z32,
+            );
+            let m = Mae::new();
             assert_into_matches::<f64>(
-                name,
-                |x| ce.compute(x, Targets::hard(t), wv, true),
-                |x, g| ce.value_and_grad_into(x, Targets::hard(t), wv, g),
+                "mae",
+                |x| m.compute(x, Targets::hard(&kept), None, true),
+                |x, g| m.value_and_grad_into(x, Targets::hard(&kept), None, g),
+                &z64,
+            );
+            let e = SumExponential::new();
+            assert_into_matches::<f32>(
+                "sum-exp",
+                |x| e.compute(x, Targets::hard(&kept), None, true),
+                |x, g| e.value_and_grad_into(x, Targets::hard(&kept), None, g),
+                &z32,
+            );
+            // Probability targets: the driver clears every row of the caller's buffer first.
+            let soft = z64.mapv(|v| v.abs());
+            let st = Targets::Soft(soft.view());
+            let plain = CrossEntropy::new();
+            assert_into_matches::<f64>(
+                "soft",
+                |x| plain.compute(x, st, None, true),
+                |x, g| plain.value_and_grad_into(x, st, None, g),
                 &z64,
             );
         }
-        let f = Focal::new();
-        assert_into_matches::<f32>(
-            "focal",
-            |x| f.compute(x, Targets::hard(&kept), None, true),
-            |x, g| f.value_and_grad_into(x, Targets::hard(&kept), None, g),
-            &z32,
-        );
-        let q = GeneralizedCrossEntropy::new();
-        assert_into_matches::<f32>(
-            "gce",
-            |x| q.compute(x, Targets::hard(&kept), None, true),
-            |x, g| q.value_and_grad_into(x, Targets::hard(&kept), None, g),
-            &z32,
-        );
-        let m = Mae::new();
-        assert_into_matches::<f64>(
-            "mae",
-            |x| m.compute(x, Targets::hard(&kept), None, true),
-            |x, g| m.value_and_grad_into(x, Targets::hard(&kept), None, g),
-            &z64,
-        );
-        let e = SumExponential::new();
-        assert_into_matches::<f32>(
-            "sum-exp",
-            |x| e.compute(x, Targets::hard(&kept), None, true),
-            |x, g| e.value_and_grad_into(x, Targets::hard(&kept), None, g),
-            &z32,
-        );
-        // Probability targets: the driver clears every row of the caller's buffer first.
-        let soft = z64.mapv(|v| v.abs());
-        let st = Targets::Soft(soft.view());
-        let plain = CrossEntropy::new();
-        assert_into_matches::<f64>(
-            "soft",
-            |x| plain.compute(x, st, None, true),
-            |x, g| plain.value_and_grad_into(x, st, None, g),
-            &z64,
-        );
     }
 
     #[test]
