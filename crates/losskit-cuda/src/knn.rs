@@ -99,18 +99,7 @@ fn check_data(arg: &'static str, x: ArrayView2<'_, f64>) -> Result<()> {
 
 /// The CPU search's k checks, then the GPU's k ≤ 64.
 fn check_k(k: usize, n: usize, exclude: bool) -> Result<()> {
-    if k == 0 {
-        return Err(Error::Parameter { name: "k", value: 0.0, reason: "the number of neighbours must be ≥ 1" });
-    }
-    if k + usize::from(exclude) > n {
-        return Err(Error::Degenerate {
-            what: format!(
-                "{k} nearest neighbours{} need at least {} samples, got {n}",
-                if exclude { " (excluding the sample itself)" } else { "" },
-                k + usize::from(exclude)
-            ),
-        });
-    }
+    losskit_samplers::knn::check_k(k, n, exclude)?;
     if k > MAX_K {
         return Err(Error::Parameter { name: "k", value: k as f64, reason: "the GPU search takes k ≤ 64" });
     }

@@ -197,6 +197,28 @@ const GROUP_512: usize = 12;
 /// registers.
 const GROUP: usize = 6;
 
+/// The checks of `k` every neighbour search makes, on this CPU search or another backend's: `k ≥ 1`
+/// ([`Error::Parameter`]) and at least `k` data rows to choose from, `k + 1` when each query excludes itself
+/// ([`Error::Degenerate`]).
+///
+/// # Errors
+/// As above.
+pub fn check_k(k: usize, n: usize, exclude: bool) -> Result<()> {
+    if k == 0 {
+        return Err(Error::Parameter { name: "k", value: 0.0, reason: "the number of neighbours must be ≥ 1" });
+    }
+    if k + usize::from(exclude) > n {
+        return Err(Error::Degenerate {
+            what: format!(
+                "{k} nearest neighbours{} need at least {} samples, got {n}",
+                if exclude { " (excluding the sample itself)" } else { "" },
+                k + usize::from(exclude)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Which kernel computes the dot products and the candidate filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kernel {
@@ -356,20 +378,7 @@ impl<'a> KnnIndex<'a> {
         losskit_tensor::pool::on_worker(|| {
             let n = self.n();
             let exclude = matches!(queries, Queries::Rows { exclude_self: true, .. });
-            if k == 0 {
-                return Err(Error::Parameter {
-                    name: "k", value: 0.0, reason: "the number of neighbours must be ≥ 1"
-                });
-            }
-            if k + usize::from(exclude) > n {
-                return Err(Error::Degenerate {
-                    what: format!(
-                        "{k} nearest neighbours{} need at least {} samples, got {n}",
-                        if exclude { " (excluding the sample itself)" } else { "" },
-                        k + usize::from(exclude)
-                    ),
-                });
-            }
+            check_k(k, n, exclude)?;
             if n > u32::MAX as usize {
                 return Err(Error::Degenerate { what: format!("nearest neighbours: {n} samples exceed 2³² − 1") });
             }
