@@ -206,6 +206,28 @@ fn metrix_gradients_match_finite_differences() {
 // ---------------------------------------------------------------------------------------------------------------
 
 #[test]
+fn every_form_gives_the_same_bits_on_any_thread_count() {
+    // 70 anchors: the mixed part's gradient runs in fixed runs of anchors, computed in parallel.
+    let x = emb(8, 70, 6);
+    let y = labels(9, 70, 9);
+    let proxies = emb(10, 9, 6);
+    let pool = |k: usize| rayon::ThreadPoolBuilder::new().num_threads(k).build().expect("pool");
+    for m in configs() {
+        let m = m.lambda(Some(0.3));
+        if m.base == MetrixBase::ProxyAnchor {
+            let run = |k| {
+                pool(k).install(|| ProxyLoss::<f64>::compute(&m, x.view(), y.view(), proxies.view(), true)).expect("p")
+            };
+            assert_eq!(run(1), run(3), "{m:?}");
+        } else {
+            let run =
+                |k| pool(k).install(|| EmbeddingLoss::<f64>::compute(&m, x.view(), y.view(), None, true)).expect("e");
+            assert_eq!(run(1), run(3), "{m:?}");
+        }
+    }
+}
+
+#[test]
 fn seeded_draws_are_deterministic_and_follow_beta() {
     let m = Metrix::new();
     let x = emb(5, 10, 4);

@@ -5,6 +5,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, s};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::{Beta, Distribution};
+use rayon::prelude::*;
 
 use losskit_tensor::norm::{l2_normalize_backward, l2_normalize_rows};
 use losskit_tensor::{Error, Real, Reduction, Result, check};
@@ -521,20 +522,20 @@ impl Metrix {
         let d = h.ncols();
         let (pm, nm) = (self.pos_margin, self.neg_margin);
         let mean = self.reduction == Reduction::Mean;
-        // Pass 1: the distance or similarity of every mixed pair.
+        // Pass 1: the distance or similarity of every mixed pair (anchors in parallel; each value on its own).
         let vals: Vec<Vec<f64>> = sets
-            .iter()
+            .par_iter()
             .enumerate()
-            .map(|(k, set)| {
+            .map_init(Vec::new, |vh, (k, set)| {
                 let a = h.row(offset + k);
                 set.iter()
                     .map(|m| {
-                        let (vh, _) = mixed_unit(h, m, lambda);
+                        mixed_unit_into(h, m, lambda, vh);
                         match self.base {
                             MetrixBase::Contrastive => {
-                                a.iter().zip(&vh).map(|(x, v)| (x - v) * (x - v)).sum::<f64>().sqrt()
+                                a.iter().zip(vh.iter()).map(|(x, v)| (x - v) * (x - v)).sum::<f64>().sqrt()
                             }
-                            _ => a.iter().zip(&vh).map(|(x, v)| x * v).sum(),
+                            _ => a.iter().zip(vh.iter()).map(|(x, v)| x * v).sum(),
                         }
                     })
                     .collect()
@@ -610,51 +611,84 @@ impl Metrix {
             }
         };
         let grad = if grad {
-            let mut g = Array2::<f64>::zeros(h.dim());
-            let mut gv = vec![0.0; d];
-            for (k, set) in sets.iter().enumerate() {
-                let ai = offset + k;
-                for (j, m) in set.iter().enumerate() {
-                    let gk = dvals[k][j];
-                    if gk == 0.0 {
-                        continue;
-                    }
-                    let (vh, vn) = mixed_unit(h, m, lambda);
-                    // ∂/∂x̂_a and ∂/∂v̂ of d = ‖x̂_a − v̂‖ or s = x̂_a·v̂.
-                    match self.base {
-                        MetrixBase::Contrastive => {
-                            let dd = vals[k][j];
-                            if dd <= 0.0 {
-                                continue;
-                            }
-                            for t in 0..d {
-                                let diff = (h[[ai, t]] - vh[t]) / dd;
-                                g[[ai, t]] += gk * diff;
-                                gv[t] = -gk * diff;
-                            }
-                        }
-                        _ => {
-                            for t in 0..d {
-                                g[[ai, t]] += gk * vh[t];
-                                gv[t] = gk * h[[ai, t]];
-                            }
-                        }
-                    }
-                    // Through v̂ = v/‖v‖, then to the two sources with λ and 1 − λ.
-                    let dot: f64 = gv.iter().zip(&vh).map(|(a, b)| a * b).sum();
-                    let inv = 1.0 / vn.max(EPS);
-                    for t in 0..d {
-                        let gvt = if vn >= EPS { (gv[t] - dot * vh[t]) * inv } else { gv[t] * inv };
-                        g[[m.first, t]] += lambda * gvt;
-                        g[[m.second, t]] += (1.0 - lambda) * gvt;
-                    }
+            // Anchors in GRAD_CHUNKS fixed runs, each accumulating into its own gradient, the runs then added in
+            // order: the sum does not depend on the thread count.
+            let run = sets.len().div_ceil(GRAD_CHUNKS).max(1);
+            let chunks = sets.len().div_ceil(run).max(1);
+            let (rows, size) = (h.nrows(), h.len());
+            // One buffer for all the runs, allocated here (worker threads' own malloc arenas would map and unmap
+            // their large buffers at every call).
+            let mut all = vec![0.0_f64; chunks * size];
+            all.par_chunks_mut(size.max(1)).enumerate().for_each(|(c, g)| {
+                let (mut vh, mut gv) = (Vec::new(), vec![0.0; d]);
+                for k in c * run..((c + 1) * run).min(sets.len()) {
+                    let (set, v, dv) = (&sets[k], &vals[k], &dvals[k]);
+                    self.mixed_grad_anchor(h, set, v, dv, offset + k, lambda, &mut vh, &mut gv, g);
                 }
+            });
+            let (first, rest) = all.split_at_mut(size);
+            for part in rest.chunks(size.max(1)) {
+                first.iter_mut().zip(part).for_each(|(a, b)| *a += b);
             }
+            all.truncate(size);
+            let g = Array2::from_shape_vec((rows, d), all)
+                .map_err(|e| Error::Degenerate { what: format!("internal shape error: {e}") })?;
             Some(g)
         } else {
             None
         };
         Ok(Mixed { value, per_anchor, grad })
+    }
+
+    /// Adds anchor `ai`'s mixed terms to `g` (row-major, rows of `h`): ∂ℓ̃/∂(d or s) of each of its mixed pairs (`dv`, values `vals`)
+    /// through d = ‖x̂_a − v̂‖ or s = x̂_a·v̂, then v̂ = v/‖v‖ and v = λ·h[first] + (1 − λ)·h[second].
+    #[allow(clippy::too_many_arguments)]
+    fn mixed_grad_anchor(
+        &self,
+        h: &Array2<f64>,
+        set: &[Mix],
+        vals: &[f64],
+        dv: &[f64],
+        ai: usize,
+        lambda: f64,
+        vh: &mut Vec<f64>,
+        gv: &mut [f64],
+        g: &mut [f64],
+    ) {
+        let d = h.ncols();
+        for (j, m) in set.iter().enumerate() {
+            let gk = dv[j];
+            if gk == 0.0 {
+                continue;
+            }
+            let vn = mixed_unit_into(h, m, lambda, vh);
+            match self.base {
+                MetrixBase::Contrastive => {
+                    let dd = vals[j];
+                    if dd <= 0.0 {
+                        continue;
+                    }
+                    for t in 0..d {
+                        let diff = (h[[ai, t]] - vh[t]) / dd;
+                        g[ai * d + t] += gk * diff;
+                        gv[t] = -gk * diff;
+                    }
+                }
+                _ => {
+                    for t in 0..d {
+                        g[ai * d + t] += gk * vh[t];
+                        gv[t] = gk * h[[ai, t]];
+                    }
+                }
+            }
+            let dot: f64 = gv.iter().zip(vh.iter()).map(|(a, b)| a * b).sum();
+            let inv = 1.0 / vn.max(EPS);
+            for t in 0..d {
+                let gvt = if vn >= EPS { (gv[t] - dot * vh[t]) * inv } else { gv[t] * inv };
+                g[m.first * d + t] += lambda * gvt;
+                g[m.second * d + t] += (1.0 - lambda) * gvt;
+            }
+        }
     }
 }
 
@@ -672,14 +706,18 @@ struct Mixed {
     grad: Option<Array2<f64>>,
 }
 
-/// v̂ and ‖v‖ of a mixed embedding.
-fn mixed_unit(h: &Array2<f64>, m: &Mix, lambda: f64) -> (Vec<f64>, f64) {
-    let v: Vec<f64> =
-        h.row(m.first).iter().zip(h.row(m.second).iter()).map(|(p, n)| lambda * p + (1.0 - lambda) * n).collect();
-    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+/// v̂ of a mixed embedding into `out` (resized to D); returns ‖v‖.
+fn mixed_unit_into(h: &Array2<f64>, m: &Mix, lambda: f64, out: &mut Vec<f64>) -> f64 {
+    out.clear();
+    out.extend(h.row(m.first).iter().zip(h.row(m.second).iter()).map(|(p, n)| lambda * p + (1.0 - lambda) * n));
+    let norm = out.iter().map(|x| x * x).sum::<f64>().sqrt();
     let inv = 1.0 / norm.max(EPS);
-    (v.iter().map(|x| x * inv).collect(), norm)
+    out.iter_mut().for_each(|x| *x *= inv);
+    norm
 }
+
+/// Fixed runs of anchors whose mixed gradients are computed in parallel (see [`Metrix`]'s mixed part).
+const GRAD_CHUNKS: usize = 8;
 
 /// log(1 + c·Σₜ e^{wₜ}) and its derivative shares c·e^{wₜ}/(1 + c·Σ e^{w}) (stable; 0 and no shares when c = 0).
 fn lse1_scaled(w: &[f64], c: f64) -> (f64, Vec<f64>) {
