@@ -216,10 +216,12 @@ pub(crate) fn run_to<F: Real, K: RowKernel<F>>(
     // the same sweep.
     let mut fresh: Option<Vec<F>> = None;
     let mut caller: Option<ArrayViewMut2<'_, F>> = None;
+    // What a task clears in a buffer that holds anything (a caller's gradient, or the streamed row buffer).
+    let dirty_clear =
+        if K::WRITES_HARD_ROW && matches!(rows, Rows::Hard(_)) { Clear::SkippedRows } else { Clear::EveryRow };
     let clear = match &dest {
         GradDest::Skip | GradDest::Alloc => Clear::Never,
-        GradDest::Into(_) if K::WRITES_HARD_ROW && matches!(rows, Rows::Hard(_)) => Clear::SkippedRows,
-        GradDest::Into(_) => Clear::EveryRow,
+        GradDest::Into(_) => dirty_clear,
     };
     let row_bytes = c * std::mem::size_of::<F>();
     let stream = matches!(dest, GradDest::Alloc) && n * row_bytes >= STREAM_MIN_BYTES && row_bytes <= STREAM_MAX_ROW;
@@ -251,9 +253,7 @@ pub(crate) fn run_to<F: Real, K: RowKernel<F>>(
     // A large fresh gradient is streamed: each row is computed into a row buffer that stays in L1, then copied to
     // the gradient with non-temporal stores, so the gradient's memory is written once and never read (zeroing it
     // first would read every line in, then write it back).
-    let row_clear =
-        if K::WRITES_HARD_ROW && matches!(rows, Rows::Hard(_)) { Clear::SkippedRows } else { Clear::EveryRow };
-    let row_ctx = Ctx { clear: row_clear, ..ctx };
+    let row_ctx = Ctx { clear: dirty_clear, ..ctx };
     let isa = Isa::detect();
     let task = |(scratch, row): &mut (Vec<F>, Vec<F>),
                 (t, (ps, g)): (usize, (&mut [F], Option<GradBlock<'_, F>>))|
