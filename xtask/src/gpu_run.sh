@@ -23,6 +23,13 @@ nvrtc_dirs="${nvrtc_dirs#:}"
 export LD_LIBRARY_PATH="${nvrtc_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # On the GPU machine a missing device or NVRTC is a failure, not a skip.
 export LOSSKIT_REQUIRE_GPU=1 LOSSKIT_REQUIRE_NVRTC=1
+# Every check runs under a time limit (seconds), so that one hung kernel cannot eat a lease.
+limit="${LOSSKIT_CHECK_TIMEOUT:-300}"
+# pytorch-metric-learning is not on every GPU image: install carried wheels (LOSSKIT_WHEELS, a folder) when given.
+if [ -n "${LOSSKIT_WHEELS:-}" ] && ls "$LOSSKIT_WHEELS"/*.whl > /dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/losskit-site \
+    "$LOSSKIT_WHEELS"/*.whl && export PYTHONPATH="/tmp/losskit-site${PYTHONPATH:+:$PYTHONPATH}"
+fi
 
 report="$here/report.md"
 failed=0
@@ -42,7 +49,7 @@ check() {
   shift
   local start end rc secs status
   start=$(date +%s.%N)
-  "$@" > "logs/$name.log" 2>&1
+  timeout -k 10 "$limit" "$@" > "logs/$name.log" 2>&1
   rc=$?
   end=$(date +%s.%N)
   secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
@@ -56,6 +63,7 @@ check() {
     if [ "$skips" -gt 0 ]; then echo "    $skips test(s) printed a skip line"; fi
     echo
     echo '```'
+    grep -E 'panicked|FAILED|failed|error' "logs/$name.log" | head -n 40
     tail -n 80 "logs/$name.log"
     echo '```'
     echo
@@ -63,7 +71,8 @@ check() {
 }
 
 for t in ./test-*; do
-  check "$(basename "$t")" "$t" --test-threads=1 --nocapture
+  # The CPU-emulation tests already ran in `cargo xtask test`; here only the device counts.
+  check "$(basename "$t")" "$t" --test-threads=1 --nocapture --skip under_cpu_emulation --skip under_emulation
 done
 check ce-bench ./ce_bench --out ce_bench.md
 check pairwise-bench ./pairwise_bench --out pairwise_bench.md
@@ -84,8 +93,11 @@ done
 echo "Failed checks: $failed" >> "$report"
 if [ -n "${OUT:-}" ]; then
   mkdir -p "$OUT"
-  cp -r "$report" logs "$OUT"/
-  for table in ce_bench.md torch_bench.md linear_ce_bench.md linear_ce_torch_bench.md pairwise_bench.md pairwise_pml_bench.md; do [ -f "$table" ] && cp "$table" "$OUT"/; done
+  # The device tool returns at most 8 files: the report, and one archive of the logs and tables.
+  cp "$report" "$OUT"/
+  tar czf "$OUT/gpu-logs.tar.gz" logs $(ls ./*_bench.md 2> /dev/null)
 fi
+# The failing tests' lines, last, where a caller that keeps only the end of the output sees them.
+grep -hE '^test .* FAILED|panicked at' logs/*.log 2> /dev/null | head -n 40
 echo "report: $report ($failed failed)"
 [ "$failed" -eq 0 ]
