@@ -83,7 +83,7 @@ fn median_min(mut t: Vec<f32>) -> (f64, f64) {
 }
 
 /// One table row: times forward and forward + backward, and checks 16 rows against an f64 host computation.
-fn bench<T: GpuFloat>(gpu: &Gpu, n: usize, c: usize, reps: usize) -> Result<String> {
+fn bench<T: GpuFloat>(gpu: &Gpu, n: usize, c: usize, reps: usize, copy: f64) -> Result<String> {
     let x = logits::<T>(n, c);
     let targets = Array1::from_iter((0..n).map(|i| (splitmix(i as u64 ^ 0xabcd) % c as u64) as i64));
     let loss = CrossEntropy::default();
@@ -104,10 +104,12 @@ fn bench<T: GpuFloat>(gpu: &Gpu, n: usize, c: usize, reps: usize) -> Result<Stri
     }
     let gbs = |bytes: u64, ms: f64| bytes as f64 / (ms * 1e-3) / 1e9;
     Ok(format!(
-        "| {n}×{c} | {} | {fwd:.3} ({fwd_min:.3}) | {:.0} | {both:.3} ({both_min:.3}) | {:.0} | {:.4} | {worst:.1e} |",
+        "| {n}×{c} | {} | {fwd:.3} ({fwd_min:.3}) | {:.0} | {both:.3} ({both_min:.3}) | {:.0} | {:.0}% | {:.4} | \
+         {worst:.1e} |",
         T::NAME,
         gbs(batch.bytes_moved(false), fwd),
         gbs(batch.bytes_moved(true), both),
+        100.0 * gbs(batch.bytes_moved(true), both) / copy,
         f64::from(out.value.to_f32()),
     ))
 }
@@ -128,20 +130,29 @@ fn main() -> ExitCode {
         }
     };
     let name = gpu.name().unwrap_or_else(|_| "unknown GPU".into());
+    let copy = match gpu.copy_bandwidth(1 << 30, 10) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("ce_bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut table = format!(
         "## losskit-cuda fused cross-entropy ({name})\n\nMedian (minimum) of {} launches, CUDA events; GB/s = bytes the \
-         kernel must move (logits read once, gradient written once) ÷ median time. Mean reduction, i64 targets, \
-         logits uniform in [−4, 4). Last column: largest relative error of 16 per-row losses against f64 on the \
-         host.\n\n| N×C | dtype | forward ms | GB/s | forward+backward ms | GB/s | loss | check |\n|---|---|---|---|---|---|---|---|\n",
+         kernel must move (logits read once, gradient written once) ÷ median time; % copy = that ÷ the measured \
+         device-to-device copy bandwidth, {copy:.0} GB/s (1 GiB copies, bytes read + written, median of 10). Mean \
+         reduction, i64 targets, logits uniform in [−4, 4). Last column: largest relative error of 16 per-row losses \
+         against f64 on the host.\n\n| N×C | dtype | forward ms | GB/s | forward+backward ms | GB/s | % copy | loss | \
+         check |\n|---|---|---|---|---|---|---|---|---|\n",
         args.reps
     );
     let mut failed = false;
     for &(n, c) in &args.shapes {
         for dtype in &args.dtypes {
             let row = match dtype.as_str() {
-                "f32" => bench::<f32>(&gpu, n, c, args.reps),
-                "bf16" => bench::<bf16>(&gpu, n, c, args.reps),
-                "f16" => bench::<half::f16>(&gpu, n, c, args.reps),
+                "f32" => bench::<f32>(&gpu, n, c, args.reps, copy),
+                "bf16" => bench::<bf16>(&gpu, n, c, args.reps, copy),
+                "f16" => bench::<half::f16>(&gpu, n, c, args.reps, copy),
                 other => {
                     eprintln!("ce_bench: unknown dtype {other}");
                     return ExitCode::from(2);
@@ -155,7 +166,7 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("ce_bench: {n}×{c} {dtype}: {e}");
-                    table.push_str(&format!("| {n}×{c} | {dtype} | failed: {e} | | | | | |\n"));
+                    table.push_str(&format!("| {n}×{c} | {dtype} | failed: {e} | | | | | | |\n"));
                     failed = true;
                 }
             }

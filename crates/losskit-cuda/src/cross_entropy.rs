@@ -15,6 +15,11 @@ use crate::dtype::{GpuFloat, GpuLabel};
 const WARP_MAX_CLASSES: usize = 1024;
 /// Rows per 256-thread block in warp mode.
 const ROWS_PER_BLOCK: usize = 8;
+/// Rows at least this long (bytes) take the shared-memory row cache (`ce_*_cached`) when a gradient is asked for:
+/// below it, the rows that the SMs hold at once fit in L2 and the second pass re-reads them from there anyway.
+const CACHE_MIN_ROW_BYTES: usize = 64 << 10;
+/// Threads of a `ce_*_cached` block (one block per SM: its shared memory is all the row cache).
+const CACHED_THREADS: u32 = 1024;
 
 /// The scalars the kernel needs, derived on the host from the config and the (validated) inputs.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,6 +127,44 @@ pub(crate) fn launch_shape(n: usize, c: usize) -> (bool, LaunchConfig) {
     }
 }
 
+/// The gradient launch of long rows: `ce_*_cached` with `cap` elements of each row kept in dynamic shared memory
+/// between the kernel's two passes, so that they are read from device memory once.
+#[derive(Debug)]
+struct RowCache {
+    kernel: CudaFunction,
+    config: LaunchConfig,
+    cap: i32,
+}
+
+/// Sets up the row cache for rows of `c` elements of `elem` bytes: as much of the row as the device's opt-in shared
+/// memory per block holds beside the kernel's static shared memory, or `None` when that is under 16 KiB.
+fn row_cache(gpu: &Gpu, name: &str, n: usize, c: usize, elem: usize) -> Result<Option<RowCache>> {
+    use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
+    let kernel = gpu.function("cross_entropy", name)?;
+    guard("configuring the cross-entropy row cache", || {
+        let attr = |e| device_error("configuring the cross-entropy row cache", e);
+        let optin = gpu
+            .context()
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+            .map_err(attr)?;
+        let fixed = kernel.get_attribute(CUfunction_attribute::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES).map_err(attr)?;
+        let avail = (optin.max(0) as usize).saturating_sub(fixed.max(0) as usize) / 16 * 16;
+        let bytes = avail.min((c * elem).div_ceil(16) * 16);
+        if bytes < 16 << 10 {
+            return Ok(None);
+        }
+        kernel
+            .set_attribute(CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes as i32)
+            .map_err(attr)?;
+        let config = LaunchConfig {
+            grid_dim: (n as u32, 1, 1),
+            block_dim: (CACHED_THREADS, 1, 1),
+            shared_mem_bytes: bytes as u32,
+        };
+        Ok(Some(RowCache { kernel, config, cap: (bytes / elem) as i32 }))
+    })
+}
+
 /// A cross-entropy problem resident on the device: inputs uploaded once, outputs allocated once, so that it can be
 /// launched (and timed) repeatedly. [`Gpu::cross_entropy`] is upload + [`launch`](Self::launch) +
 /// [`output`](Self::output).
@@ -139,6 +182,8 @@ pub struct CrossEntropyBatch<'g, T: GpuFloat, L: GpuLabel> {
     kernel: CudaFunction,
     reduce: CudaFunction,
     config: LaunchConfig,
+    /// The gradient launch for long rows (see [`CACHE_MIN_ROW_BYTES`]).
+    cached: Option<RowCache>,
     /// Whether the last launch wrote the gradient.
     wrote_grad: bool,
     launched: bool,
@@ -184,6 +229,12 @@ impl Gpu {
         let name = format!("ce_{}_{}_{}", T::NAME, L::NAME, if warp { "warp" } else { "block" });
         let kernel = self.function("cross_entropy", &name)?;
         let reduce = self.function("cross_entropy", "ce_reduce")?;
+        let elem = size_of::<T>();
+        let cached = if !warp && plan.c * elem >= CACHE_MIN_ROW_BYTES {
+            row_cache(self, &format!("ce_{}_{}_cached", T::NAME, L::NAME), plan.n, plan.c, elem)?
+        } else {
+            None
+        };
         guard("uploading cross-entropy inputs", || {
             let up = |e| device_error("uploading cross-entropy inputs", e);
             let stream = self.stream();
@@ -210,9 +261,49 @@ impl Gpu {
                 kernel,
                 reduce,
                 config,
+                cached,
                 wrote_grad: false,
                 launched: false,
             })
+        })
+    }
+}
+
+impl Gpu {
+    /// The device's measured copy bandwidth in GB/s (10⁹ bytes per second, bytes read plus bytes written): the median
+    /// of `reps` device-to-device copies of `bytes` bytes, timed with CUDA events after two warm-up copies. The
+    /// ceiling that a memory-bound kernel such as the fused cross-entropy is measured against.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] for `bytes` or `reps` of 0; [`Error::Device`] when an allocation, copy or event fails.
+    pub fn copy_bandwidth(&self, bytes: usize, reps: usize) -> Result<f64> {
+        if bytes == 0 {
+            return Err(Error::Parameter { name: "bytes", value: 0.0, reason: "must be at least 1" });
+        }
+        if reps == 0 {
+            return Err(Error::Parameter { name: "reps", value: 0.0, reason: "must be at least 1" });
+        }
+        guard("measuring the copy bandwidth", || {
+            let dev = |e| device_error("measuring the copy bandwidth", e);
+            let stream = self.stream();
+            let src = stream.alloc_zeros::<u8>(bytes).map_err(dev)?;
+            let mut dst = stream.alloc_zeros::<u8>(bytes).map_err(dev)?;
+            let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+            let mut times = Vec::with_capacity(reps);
+            for i in 0..reps + 2 {
+                let start = self.context().new_event(flags).map_err(dev)?;
+                let end = self.context().new_event(flags).map_err(dev)?;
+                start.record(stream).map_err(dev)?;
+                stream.memcpy_dtod(&src, &mut dst).map_err(dev)?;
+                end.record(stream).map_err(dev)?;
+                let ms = start.elapsed_ms(&end).map_err(dev)?;
+                if i >= 2 {
+                    times.push(ms);
+                }
+            }
+            times.sort_by(f32::total_cmp);
+            let ms = f64::from(times[times.len() / 2]);
+            Ok(2.0 * bytes as f64 / (ms * 1e-3) / 1e9)
         })
     }
 }
@@ -249,7 +340,11 @@ impl<T: GpuFloat, L: GpuLabel> CrossEntropyBatch<'_, T, L> {
             let wsum = self.plan.weight_sum;
             let gscale = self.plan.grad_scale;
             let inv_t = self.plan.inv_temperature;
-            let mut b = stream.launch_builder(&self.kernel);
+            let (kernel, config, cap) = match (&self.cached, grad) {
+                (Some(rc), true) => (&rc.kernel, rc.config, rc.cap),
+                _ => (&self.kernel, self.config, 0_i32),
+            };
+            let mut b = stream.launch_builder(kernel);
             b.arg(&self.logits);
             b.arg(&self.targets);
             match &self.class_weights {
@@ -273,10 +368,12 @@ impl<T: GpuFloat, L: GpuLabel> CrossEntropyBatch<'_, T, L> {
             b.arg(&wsum);
             b.arg(&gscale);
             b.arg(&inv_t);
+            b.arg(&cap);
             // SAFETY: the arguments match the kernel's parameter list in kernels/cross_entropy.cu one for one
-            // (pointers as device addresses or 0, then int, int, long long, int, float, float, float, float); every buffer
-            // holds the N·C, N or C elements the kernel indexes, as built by `cross_entropy_batch`.
-            unsafe { b.launch(self.config) }.map_err(launch_err)?;
+            // (pointers as device addresses or 0, then int, int, long long, int, float, float, float, float, int);
+            // every buffer holds the N·C, N or C elements the kernel indexes, as built by `cross_entropy_batch`; a
+            // cached launch's dynamic shared memory holds `cap` elements (`row_cache`).
+            unsafe { b.launch(config) }.map_err(launch_err)?;
 
             let value_scale = self.plan.value_scale;
             let mut r = stream.launch_builder(&self.reduce);

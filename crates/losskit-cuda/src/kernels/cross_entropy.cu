@@ -11,12 +11,20 @@
 // Layout: one warp per row (kernels *_warp, 8 rows per 256-thread block) for small C, one block per row (*_block,
 // 256 or 512 threads, as the host chooses) for large C. Pass 1 reads the row once with an online max/sum (Milakov &
 // Gimelshein 2018, "Online normalizer calculation for softmax") plus the class-weighted logit sum that label
-// smoothing needs; pass 2 re-reads the row (mostly from L2) and writes the gradient. Rows whose length is a multiple
-// of 16 bytes move as 16-byte vectors. All arithmetic is f32. 16-bit inputs travel as raw `unsigned short` bits and
+// smoothing needs; pass 2 re-reads the row and writes the gradient. Rows whose length is a multiple of 16 bytes move
+// as 16-byte vectors. For very long rows with a gradient (*_cached, 1024 threads, one block per SM) pass 1 also keeps
+// the first `cap` elements of the row in dynamic shared memory, so pass 2 reads them from there rather than from
+// device memory: with C = 131072 bf16 (256 KiB rows) and 227 KiB of shared memory, 88% of the row is never read twice,
+// and pass 2 takes the rest first, while it is most likely still in L2. Logits are then read from device memory once
+// and the gradient written once, the fewest bytes the kernel can move. All arithmetic is f32. 16-bit inputs travel as raw `unsigned short` bits and
 // are converted here, so neither cuda_fp16.h nor cuda_bf16.h is needed (NVRTC often cannot find them).
 // Reductions use a fixed shuffle/shared-memory pattern, so results are bitwise reproducible run to run.
 
 #define LK_NEG_INF (__int_as_float(0xff800000))
+// Dynamic shared memory (the CPU emulation in tests/emu/shim.h defines its own).
+#ifndef LK_DYNAMIC_SHARED
+#define LK_DYNAMIC_SHARED(TYPE, NAME) extern __shared__ TYPE NAME[]
+#endif
 
 struct LkF32 {
     typedef float raw;
@@ -118,13 +126,14 @@ __device__ __forceinline__ void lk_block_reduce(float& m, float& s, float& z) {
     z = sh_z[0];
 }
 
-// One row per group of `group` threads (a warp, or the block). Rows are independent.
-template <class T, class L, bool WARP>
+// One row per group of `group` threads (a warp, or the block). Rows are independent. CACHED (block mode only): the
+// first `cap` elements of the row (a multiple of T::VEC) are kept in dynamic shared memory between the passes.
+template <class T, class L, bool WARP, bool CACHED>
 __device__ __forceinline__ void lk_cross_entropy(const typename T::raw* __restrict__ x, const L* __restrict__ y,
                                                  const float* __restrict__ cw, const float* __restrict__ sw,
                                                  typename T::raw* __restrict__ g, float* __restrict__ loss, int n,
                                                  int c, long long ignore_index, int has_ignore, float eps,
-                                                 float wsum, float gscale, float inv_t) {
+                                                 float wsum, float gscale, float inv_t, int cap) {
     const int group = WARP ? 32 : (int)blockDim.x;
     const int t = WARP ? (int)(threadIdx.x & 31) : (int)threadIdx.x;
     const long long row =
@@ -139,6 +148,9 @@ __device__ __forceinline__ void lk_cross_entropy(const typename T::raw* __restri
                      (((unsigned long long)g) & 15ull) == 0;
     const int nv = c / T::VEC;
     const long long target = (long long)y[row];
+    LK_DYNAMIC_SHARED(uint4, lk_row_cache);
+    // Vectors [0, nc) of the row live in lk_row_cache between the passes (none unless CACHED, vectorised and asked).
+    const int nc = (CACHED && vec && g) ? (cap / T::VEC < nv ? cap / T::VEC : nv) : 0;
 
     if (has_ignore && target == ignore_index) {
         if (t == 0) {
@@ -167,9 +179,8 @@ __device__ __forceinline__ void lk_cross_entropy(const typename T::raw* __restri
     float s = 0.0f;
     float z = 0.0f;
     if (vec) {
-        for (int k = t; k < nv; k += group) {
-            LkPack<T> p;
-            p.v = reinterpret_cast<const uint4*>(xr)[k];
+        // Folds one vector (index k) into (m, s, z).
+        auto absorb = [&](const LkPack<T>& p, int k) {
             float v[T::VEC];
             float cm = LK_NEG_INF;
 #pragma unroll
@@ -195,6 +206,26 @@ __device__ __forceinline__ void lk_cross_entropy(const typename T::raw* __restri
                 for (int q = 0; q < T::VEC; ++q) {
                     z += v[q] - x0;
                 }
+            }
+        };
+        // Two 16-byte loads in flight per thread before either is used (the same vectors, in the same order, as a
+        // loop over one at a time: the result does not change).
+        for (int k = t; k < nv; k += 2 * group) {
+            const int k1 = k + group;
+            LkPack<T> p0, p1;
+            p0.v = reinterpret_cast<const uint4*>(xr)[k];
+            if (k1 < nv) {
+                p1.v = reinterpret_cast<const uint4*>(xr)[k1];
+            }
+            if (CACHED && k < nc) {
+                lk_row_cache[k] = p0.v;
+            }
+            if (CACHED && k1 < nc) {
+                lk_row_cache[k1] = p1.v;
+            }
+            absorb(p0, k);
+            if (k1 < nv) {
+                absorb(p1, k1);
             }
         }
     } else {
@@ -237,9 +268,11 @@ __device__ __forceinline__ void lk_cross_entropy(const typename T::raw* __restri
     const float r = si * gscale * inv_t;
     const float a = (1.0f - eps) * cwt;
     if (vec) {
-        for (int k = t; k < nv; k += group) {
+        // The uncached tail [nc, nv) first (read last in pass 1, so the likeliest to be in L2), then the cached head.
+        for (int k0 = nc + t; k0 < nv + nc; k0 += group) {
+            const int k = k0 < nv ? k0 : k0 - nv;
             LkPack<T> p;
-            p.v = reinterpret_cast<const uint4*>(xr)[k];
+            p.v = (CACHED && k < nc) ? lk_row_cache[k] : reinterpret_cast<const uint4*>(xr)[k];
             LkPack<T> out;
 #pragma unroll
             for (int q = 0; q < T::VEC; ++q) {
@@ -261,27 +294,34 @@ __device__ __forceinline__ void lk_cross_entropy(const typename T::raw* __restri
     }
 }
 
-#define LK_CE_KERNEL(NAME, T, L, WARP, THREADS, MIN_BLOCKS)                                                          \
+// Every kernel takes the same parameters; `cap` (elements kept in dynamic shared memory) is read by *_cached only.
+#define LK_CE_KERNEL(NAME, T, L, WARP, CACHED, THREADS, MIN_BLOCKS)                                                  \
     extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)                                               \
         NAME(const T::raw* __restrict__ x, const L* __restrict__ y, const float* __restrict__ cw,                   \
              const float* __restrict__ sw, T::raw* __restrict__ g, float* __restrict__ loss, int n, int c,          \
-             long long ignore_index, int has_ignore, float eps, float wsum, float gscale, float inv_t) {            \
-        lk_cross_entropy<T, L, WARP>(x, y, cw, sw, g, loss, n, c, ignore_index, has_ignore, eps, wsum, gscale,     \
-                                     inv_t);                                                                      \
+             long long ignore_index, int has_ignore, float eps, float wsum, float gscale, float inv_t, int cap) {   \
+        lk_cross_entropy<T, L, WARP, CACHED>(x, y, cw, sw, g, loss, n, c, ignore_index, has_ignore, eps, wsum,     \
+                                             gscale, inv_t, cap);                                                 \
     }
 
-LK_CE_KERNEL(ce_f32_i64_warp, LkF32, long long, true, 256, 4)
-LK_CE_KERNEL(ce_f32_i32_warp, LkF32, int, true, 256, 4)
-LK_CE_KERNEL(ce_bf16_i64_warp, LkBf16, long long, true, 256, 4)
-LK_CE_KERNEL(ce_bf16_i32_warp, LkBf16, int, true, 256, 4)
-LK_CE_KERNEL(ce_f16_i64_warp, LkF16, long long, true, 256, 4)
-LK_CE_KERNEL(ce_f16_i32_warp, LkF16, int, true, 256, 4)
-LK_CE_KERNEL(ce_f32_i64_block, LkF32, long long, false, 512, 2)
-LK_CE_KERNEL(ce_f32_i32_block, LkF32, int, false, 512, 2)
-LK_CE_KERNEL(ce_bf16_i64_block, LkBf16, long long, false, 512, 2)
-LK_CE_KERNEL(ce_bf16_i32_block, LkBf16, int, false, 512, 2)
-LK_CE_KERNEL(ce_f16_i64_block, LkF16, long long, false, 512, 2)
-LK_CE_KERNEL(ce_f16_i32_block, LkF16, int, false, 512, 2)
+LK_CE_KERNEL(ce_f32_i64_warp, LkF32, long long, true, false, 256, 4)
+LK_CE_KERNEL(ce_f32_i32_warp, LkF32, int, true, false, 256, 4)
+LK_CE_KERNEL(ce_bf16_i64_warp, LkBf16, long long, true, false, 256, 4)
+LK_CE_KERNEL(ce_bf16_i32_warp, LkBf16, int, true, false, 256, 4)
+LK_CE_KERNEL(ce_f16_i64_warp, LkF16, long long, true, false, 256, 4)
+LK_CE_KERNEL(ce_f16_i32_warp, LkF16, int, true, false, 256, 4)
+LK_CE_KERNEL(ce_f32_i64_block, LkF32, long long, false, false, 512, 2)
+LK_CE_KERNEL(ce_f32_i32_block, LkF32, int, false, false, 512, 2)
+LK_CE_KERNEL(ce_bf16_i64_block, LkBf16, long long, false, false, 512, 2)
+LK_CE_KERNEL(ce_bf16_i32_block, LkBf16, int, false, false, 512, 2)
+LK_CE_KERNEL(ce_f16_i64_block, LkF16, long long, false, false, 512, 2)
+LK_CE_KERNEL(ce_f16_i32_block, LkF16, int, false, false, 512, 2)
+LK_CE_KERNEL(ce_f32_i64_cached, LkF32, long long, false, true, 1024, 1)
+LK_CE_KERNEL(ce_f32_i32_cached, LkF32, int, false, true, 1024, 1)
+LK_CE_KERNEL(ce_bf16_i64_cached, LkBf16, long long, false, true, 1024, 1)
+LK_CE_KERNEL(ce_bf16_i32_cached, LkBf16, int, false, true, 1024, 1)
+LK_CE_KERNEL(ce_f16_i64_cached, LkF16, long long, false, true, 1024, 1)
+LK_CE_KERNEL(ce_f16_i32_cached, LkF16, int, false, true, 1024, 1)
 
 // Deterministic sum of the per-row losses times `scale` (one block of 256 threads): each thread adds a fixed strided
 // subset in f64, then a fixed tree combines the partial sums.

@@ -9,7 +9,7 @@
 #include <random>
 
 typedef void (*Kernel)(const void*, const void*, const float*, const float*, void*, float*, int, int, long long, int,
-                       float, float, float, float);
+                       float, float, float, float, int);
 
 struct Case {
     int n, c;
@@ -22,10 +22,17 @@ struct Case {
     bool misalign;   // offset the buffers by one element (forces the scalar path)
     bool grad;
     double temperature;
+    int cap = 0;  // > 0: the *_cached kernel (1024 threads) keeping this many elements in dynamic shared memory
 };
 
-static Kernel pick(int dtype, bool i32, bool warp) {
+static Kernel pick(int dtype, bool i32, bool warp, bool cached) {
 #define LK_K(f) reinterpret_cast<Kernel>(&f)
+    if (cached) {
+        Kernel table[3][2] = {{LK_K(ce_f32_i64_cached), LK_K(ce_f32_i32_cached)},
+                              {LK_K(ce_bf16_i64_cached), LK_K(ce_bf16_i32_cached)},
+                              {LK_K(ce_f16_i64_cached), LK_K(ce_f16_i32_cached)}};
+        return table[dtype][i32];
+    }
     Kernel table[3][2][2] = {
         {{LK_K(ce_f32_i64_block), LK_K(ce_f32_i64_warp)}, {LK_K(ce_f32_i32_block), LK_K(ce_f32_i32_warp)}},
         {{LK_K(ce_bf16_i64_block), LK_K(ce_bf16_i64_warp)}, {LK_K(ce_bf16_i32_block), LK_K(ce_bf16_i32_warp)}},
@@ -95,8 +102,9 @@ static int run(const Case& cs, unsigned seed) {
     const double ref_value = total * scale;
 
     // Emulated launches, with the host's launch shape (src/cross_entropy.rs: launch_shape).
-    const bool warp = c <= 1024;
-    const unsigned block = warp ? 256 : (c >= 4096 ? 512 : 256);
+    const bool cached = cs.cap > 0;
+    const bool warp = !cached && c <= 1024;
+    const unsigned block = cached ? 1024 : warp ? 256 : (c >= 4096 ? 512 : 256);
     const unsigned grid = warp ? unsigned((n + 7) / 8) : unsigned(n);
     const unsigned short poison16 = 0x7e7e;
     const float poison = -7.0f;
@@ -105,10 +113,12 @@ static int run(const Case& cs, unsigned seed) {
     const void* xp = cs.dtype == 0 ? (const void*)(x.data() + off) : (const void*)(x16.data() + off);
     void* gp = !cs.grad ? nullptr : cs.dtype == 0 ? (void*)(g.data() + off) : (void*)(g16.data() + off);
     const void* yp = cs.i32 ? (const void*)y32.data() : (const void*)y.data();
-    Kernel k = pick(cs.dtype, cs.i32, warp);
+    Kernel k = pick(cs.dtype, cs.i32, warp, cached);
+    // Poisoned, so that a read of a cache slot pass 1 did not fill shows up in the gradient.
+    g_dyn_smem.assign(size_t(cs.cap) / 4 + 1, make_uint4(0x7f7f7f7fu, 0x7f7f7f7fu, 0x7f7f7f7fu, 0x7f7f7f7fu));
     launch(grid, block, [&] {
         k(xp, yp, cs.class_weights ? cw.data() : nullptr, cs.sample_weights ? sw.data() : nullptr, gp, loss.data(), n,
-          c, -100, cs.ignore ? 1 : 0, float(cs.eps), float(wsum), float(scale), float(1.0 / cs.temperature));
+          c, -100, cs.ignore ? 1 : 0, float(cs.eps), float(wsum), float(scale), float(1.0 / cs.temperature), cs.cap);
     });
     double value = -1.0;
     launch(1, 256, [&] { ce_reduce(loss.data(), n, scale, &value); });
@@ -148,7 +158,7 @@ static int run(const Case& cs, unsigned seed) {
     static const char* names[] = {"f32", "bf16", "f16"};
     printf("%s %s/%s %s n=%d c=%d cw=%d sw=%d eps=%g T=%g reduction=%d ignore=%d spread=%g misalign=%d grad=%d: "
            "value %.9g oracle %.9g, worst grad error %.2f of tolerance\n",
-           bad ? "FAIL" : "ok  ", names[cs.dtype], cs.i32 ? "i32" : "i64", warp ? "warp " : "block", n, c,
+           bad ? "FAIL" : "ok  ", names[cs.dtype], cs.i32 ? "i32" : "i64", cached ? "cache" : warp ? "warp " : "block", n, c,
            cs.class_weights, cs.sample_weights, cs.eps, cs.temperature, cs.reduction, cs.ignore, cs.spread,
            cs.misalign, cs.grad, value, ref_value, worst);
     return bad != 0;
@@ -173,6 +183,14 @@ int main() {
         {4, 2048, 1, false, false, false, 0.0, 0, false, 1.0, true, true, 1.0},
         {11, 77, 2, false, true, false, 0.1, 0, true, 1.0, false, true, 1.0},
         {3, 4096, 2, true, false, true, 0.0, 1, false, 2.0, false, true, 0.7},
+        // The shared-memory row cache: part of the row (head cached, tail re-read), all of it, and the cases where it
+        // must stand aside (misaligned rows take the scalar path; no gradient, nothing to keep).
+        {4, 32768, 1, false, true, false, 0.1, 0, true, 4.0, false, true, 1.0, 20000},
+        {3, 20000, 0, true, true, true, 0.05, 0, false, 1.0, false, true, 2.0, 8192},
+        {3, 6000, 2, false, false, false, 0.0, 2, false, 1.0, false, true, 1.0, 6000},
+        {2, 5000, 1, false, false, true, 0.1, 0, true, 1.0, false, true, 1.0, 1 << 20},
+        {3, 4100, 1, false, false, false, 0.0, 0, false, 1.0, true, true, 1.0, 1024},
+        {3, 4096, 0, false, true, false, 0.0, 1, false, 1.0, false, false, 1.0, 2048},
     };
     int failed = 0;
     unsigned seed = 1;

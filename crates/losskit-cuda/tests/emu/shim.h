@@ -23,6 +23,9 @@ dim3 blockDim, gridDim;
 #define __launch_bounds__(...)
 #define __restrict__ __restrict
 #define __shared__ static
+// Dynamic shared memory: one buffer, sized by the emulator before a launch (one block runs at a time).
+static std::vector<uint4> g_dyn_smem;
+#define LK_DYNAMIC_SHARED(TYPE, NAME) TYPE* NAME = reinterpret_cast<TYPE*>(g_dyn_smem.data())
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 static inline float __uint_as_float(unsigned i) { float f; memcpy(&f, &i, 4); return f; }
 static inline unsigned __float_as_uint(float f) { unsigned i; memcpy(&i, &f, 4); return i; }
