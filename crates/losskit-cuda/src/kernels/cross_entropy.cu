@@ -38,8 +38,13 @@ struct LkBf16 {
     enum { VEC = 8 };
     // bf16 is the top half of an f32.
     static __device__ __forceinline__ float load(unsigned short b) { return __uint_as_float(((unsigned int)b) << 16); }
-    // Round to nearest, ties to even (as half::bf16::from_f32); NaN stays a quiet NaN.
+    // Round to nearest, ties to even (as half::bf16::from_f32); NaN stays a quiet NaN. One instruction from sm_80 on.
     static __device__ __forceinline__ unsigned short store(float f) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+        unsigned short h;
+        asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+        return h;
+#endif
         unsigned int u = __float_as_uint(f);
         if ((u & 0x7fffffffu) > 0x7f800000u) {
             return (unsigned short)((u >> 16) | 0x0040u);
@@ -70,6 +75,21 @@ union LkPack {
     uint4 v;
     typename T::raw e[T::VEC];
 };
+
+#define LK_LOG2E 1.4426950408889634f
+
+// 2^x: one MUFU.EX2 on the GPU (relative error about 2^-22, results below 2^-126 flushed to 0), the C library's on the
+// CPU emulation. The exponentials of the two passes go through it: e^d = 2^(d·log2 e) with d = z − m ≤ 0 formed first,
+// so that large logits lose nothing to the scaling by log2 e.
+#ifdef __CUDA_ARCH__
+__device__ __forceinline__ float lk_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+#else
+static inline float lk_exp2(float x) { return exp2f(x); }
+#endif
 
 // Merges the online-softmax state (m2, s2) into (m, s): s is the sum of exp(x - m) over the elements seen.
 __device__ __forceinline__ void lk_merge(float& m, float& s, float m2, float s2) {
@@ -178,6 +198,7 @@ __device__ __forceinline__ void lk_cross_entropy(const typename T::raw* __restri
     float m = LK_NEG_INF;
     float s = 0.0f;
     float z = 0.0f;
+    const bool smooth = eps != 0.0f;
     if (vec) {
         // Folds one vector (index k) into (m, s, z).
         auto absorb = [&](const LkPack<T>& p, int k) {
@@ -189,14 +210,16 @@ __device__ __forceinline__ void lk_cross_entropy(const typename T::raw* __restri
                 cm = fmaxf(cm, v[q]);
             }
             if (cm > m) {
-                s *= expf(m - cm);
+                s *= lk_exp2((m - cm) * LK_LOG2E);
                 m = cm;
             }
 #pragma unroll
             for (int q = 0; q < T::VEC; ++q) {
-                s += expf(v[q] - m);
+                s += lk_exp2((v[q] - m) * LK_LOG2E);
             }
-            if (cw) {
+            if (!smooth) {
+                // z only serves label smoothing (its term is multiplied by eps / C = 0 otherwise).
+            } else if (cw) {
 #pragma unroll
                 for (int q = 0; q < T::VEC; ++q) {
                     z += cw[k * T::VEC + q] * (v[q] - x0);
@@ -264,23 +287,38 @@ __device__ __forceinline__ void lk_cross_entropy(const typename T::raw* __restri
     // Pass 2: g_j = r (a (p_j - [j == y]) + b (W p_j - cw_j)), p_j = exp(z_j - m) / s, r = s_i gscale / T. Keeping
     // the two brackets separate (rather than folding them into one affine form in p_j) makes a one-class row's
     // gradient exactly 0.
+    // p_j = 2^((z_j − m)·log2 e − log2 s): one FMA for z_j − m, one for the exponent, one MUFU (s is the pass-1 sum
+    // of the same exponentials, so a one-class row has p = 1 exactly).
+    const float l2s = log2f(s);
     const float inv_s = 1.0f / s;
     const float r = si * gscale * inv_t;
     const float a = (1.0f - eps) * cwt;
     if (vec) {
+        const float ra = r * a;
+        const int kt = (int)(target / T::VEC);  // the vector holding the target, and its lane
+        const int qt = (int)(target % T::VEC);
         // The uncached tail [nc, nv) first (read last in pass 1, so the likeliest to be in L2), then the cached head.
         for (int k0 = nc + t; k0 < nv + nc; k0 += group) {
             const int k = k0 < nv ? k0 : k0 - nv;
             LkPack<T> p;
             p.v = (CACHED && k < nc) ? lk_row_cache[k] : reinterpret_cast<const uint4*>(xr)[k];
             LkPack<T> out;
+            if (!smooth) {
+                // eps = 0: g_j = r a (p_j − [j == y]).
 #pragma unroll
-            for (int q = 0; q < T::VEC; ++q) {
-                const long long j = (long long)k * T::VEC + q;
-                const float pj = expf(T::load(p.e[q]) * inv_t - m) * inv_s;
-                const float hard = pj - (j == target ? 1.0f : 0.0f);
-                const float soft = wsum * pj - (cw ? cw[j] : 1.0f);
-                out.e[q] = T::store(r * (a * hard + b * soft));
+                for (int q = 0; q < T::VEC; ++q) {
+                    const float pj = lk_exp2(fmaf(fmaf(T::load(p.e[q]), inv_t, -m), LK_LOG2E, -l2s));
+                    out.e[q] = T::store(ra * (k == kt && q == qt ? pj - 1.0f : pj));
+                }
+            } else {
+#pragma unroll
+                for (int q = 0; q < T::VEC; ++q) {
+                    const int j = k * T::VEC + q;
+                    const float pj = lk_exp2(fmaf(fmaf(T::load(p.e[q]), inv_t, -m), LK_LOG2E, -l2s));
+                    const float hard = pj - (k == kt && q == qt ? 1.0f : 0.0f);
+                    const float soft = wsum * pj - (cw ? cw[j] : 1.0f);
+                    out.e[q] = T::store(r * (a * hard + b * soft));
+                }
             }
             reinterpret_cast<uint4*>(gr)[k] = out.v;
         }
