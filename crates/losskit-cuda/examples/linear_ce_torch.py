@@ -1,11 +1,13 @@
 """Times PyTorch eager matmul + F.cross_entropy (forward, and forward + backward) on the shapes of linear_ce_bench.
 
-Usage: python3 linear_ce_torch.py [--out FILE.md] [--reps N] [--shapes 2048x1024x32000,8192x4096x32000] [--dtypes bf16]
+Usage: python3 linear_ce_torch.py [--out FILE.md] [--reps N] [--shapes 2048x1024x32000,8192x4096x32000,8192x4096x131072]
+                                  [--dtypes bf16]
 
 Run by the GPU bundle's run.sh (`cargo xtask gpu-bundle`). H [N, d] uniform in [-1, 1), W [C, d] uniform in
 [-3/sqrt(d), 3/sqrt(d)), i64 targets, mean reduction; the logits are materialised (N x C), which is what the fused
 kernel avoids. "extra MiB" is torch.cuda.max_memory_allocated during forward + backward minus the memory held by H,
-W, the targets and the gradients of H and W.
+W, the targets and the gradients of H and W. linear_ce_bench --torch FILE.md reads this table (its "forward+backward
+ms" column) to print its own time as a multiple of PyTorch's.
 """
 
 import argparse
@@ -70,14 +72,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--shapes", default="2048x1024x32000,8192x4096x32000")
+    ap.add_argument("--shapes", default="2048x1024x32000,8192x4096x32000,8192x4096x131072")
     ap.add_argument("--dtypes", default="bf16")
     a = ap.parse_args()
     name = torch.cuda.get_device_name(0)
     lines = [
         f"## PyTorch {torch.__version__} matmul + F.cross_entropy ({name})",
         "",
-        f"Median of {a.reps} runs, CUDA events. TFLOP/s counts 2·N·C·d per GEMM (1 forward, 3 forward + backward: "
+        f"Median of {a.reps} runs after one warm-up, CUDA events. TFLOP/s counts 2·N·C·d per GEMM (1 forward, 3 forward + backward: "
         "PyTorch does not recompute the logits). extra MiB: peak memory beyond inputs and gradients.",
         "",
         "| N×d×C | dtype | forward ms | TFLOP/s | forward+backward ms | TFLOP/s | extra MiB | loss |",

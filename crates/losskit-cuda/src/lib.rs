@@ -11,7 +11,8 @@
 //! and sigmoid focal ([`GpuBinaryLoss`]) in the same fused style; [`Gpu::anyloss`] and [`Gpu::anyloss_multiclass`]
 //! the batch-level AnyLoss; [`Gpu::linear_cross_entropy`] the fused linear + cross-entropy
 //! ([`LinearCrossEntropy`]: the N × C logits never exist). [`Gpu::pair_loss`] runs the pairwise metric-learning
-//! losses (multi-similarity, contrastive, SupCon; [`GpuPairLoss`]) on cuBLAS similarity tiles, and
+//! losses (multi-similarity, contrastive, SupCon; [`GpuPairLoss`]) on cuBLAS similarity tiles
+//! ([`Gpu::pair_loss_device`] on embeddings already on the device), and
 //! [`Gpu::kneighbors_self`] / [`Gpu::smote`] the exact kNN and SMOTE, identical to the CPU's. [`kernel_sources`],
 //! [`compile_ptx`] and
 //! [`compile_cubin`] expose the CUDA C so that it can be checked with NVRTC on a machine without a GPU.
@@ -38,6 +39,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod binary;
+mod blas;
 mod cross_entropy;
 mod device;
 mod dtype;
@@ -46,6 +48,7 @@ mod kernels;
 mod knn;
 mod linear_ce;
 mod pairwise;
+mod train;
 
 pub use binary::{AnyLossPlan, BinarySpec, GpuBinaryLoss};
 pub use cross_entropy::CrossEntropyBatch;
@@ -54,6 +57,10 @@ pub use dtype::{GpuFloat, GpuLabel};
 pub use family::{GpuClassLoss, KernelSpec};
 pub use kernels::kernel_sources;
 pub use knn::{KnnStats, MAX_K, smote_with_neighbors};
-pub use linear_ce::{KernelLaunch, LinearCeOutput, LinearCePlan, LinearCrossEntropy};
+pub use linear_ce::{
+    GemmCall, GemmOperand, KernelLaunch, LceBuffer, LceStep, LinearCeOutput, LinearCePlan, LinearCrossEntropy,
+    MAX_TILE_ELEMENTS,
+};
 pub use losskit_tensor::{Error, Result};
-pub use pairwise::{GpuPairLoss, PairOutput, PairSpec};
+pub use pairwise::{GpuPairLoss, PairDeviceOutput, PairLabels, PairOutput, PairSpec};
+pub use train::{DeviceTrainer, NetActivation, NetSpec, TrainLoss, TrainOptimizer, TrainSetup, unsupported_loss};

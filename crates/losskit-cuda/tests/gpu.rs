@@ -55,11 +55,18 @@ fn every_kernel_compiles_with_nvrtc() {
             let text = ptx.to_src();
             // Every kernel the host launches must be a PTX entry point.
             let kernels = source.lines().filter_map(|l| {
-                ["LK_CE_KERNEL(", "LK_SM_KERNEL(", "LK_BIN_KERNEL(", "LK_LCE_KERNEL(", "LK_ANY_KERNEL("]
-                    .iter()
-                    .find_map(|p| l.strip_prefix(p))?
-                    .split(',')
-                    .next()
+                [
+                    "LK_CE_KERNEL(",
+                    "LK_SM_KERNEL(",
+                    "LK_BIN_KERNEL(",
+                    "LK_LCE_KERNEL(",
+                    "LK_ANY_KERNEL(",
+                    "LK_TRAIN_KERNEL(",
+                ]
+                .iter()
+                .find_map(|p| l.strip_prefix(p))?
+                .split(',')
+                .next()
             });
             let extra = match *name {
                 "cross_entropy" => vec!["ce_reduce"],
@@ -456,6 +463,19 @@ struct FamilyOut {
 }
 
 /// Compares `got` with the CPU implementation of `loss` in f64 on the same (rounded) inputs.
+/// Losses come back in the input's type, as PyTorch's do: one beyond its range (f16 tops out at 65504) is ±∞ there.
+/// Checks that the GPU gave exactly that ∞ wherever the CPU value overflows T, and sets those entries to 0 on both
+/// sides so that the tolerance comparison that follows covers the rest.
+fn set_aside_overflow<T: GpuFloat>(what: &str, got: &mut [f64], want: &mut [f64]) {
+    for (i, (g, w)) in got.iter_mut().zip(want.iter_mut()).enumerate() {
+        let in_type = f64::from(T::from_f64(*w).to_f32());
+        if in_type.is_infinite() {
+            assert_eq!(*g, in_type, "{what}[{i}]: cpu {w:e} overflows {}", T::NAME);
+            (*g, *w) = (0.0, 0.0);
+        }
+    }
+}
+
 fn compare_family<T: GpuFloat, K: ClassLoss<f64>>(
     what: &str,
     loss: &K,
@@ -471,18 +491,16 @@ fn compare_family<T: GpuFloat, K: ClassLoss<f64>>(
     // Per-row losses and value come from f32 arithmetic whatever the input type, and are returned in the input's
     // type (as PyTorch does): one rounding of a 16-bit type on top.
     let lrel = if T::NAME == "f32" { 2e-5 } else { rel };
-    let ps = cpu.per_sample.clone().unwrap().to_vec();
+    let mut ps = cpu.per_sample.clone().unwrap().to_vec();
+    let mut got_ps = got.per_sample.clone();
+    set_aside_overflow::<T>(&format!("{what} per_sample"), &mut got_ps, &mut ps);
     let pmax = ps.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
     let per_sample_floor = if T::NAME == "f32" { 1e-6 } else { 1e-5 };
-    close(
-        &format!("{what} per_sample"),
-        &got.per_sample,
-        &ps,
-        lrel,
-        per_sample_floor * pmax.max(1e-3) / pmax.max(1e-300),
-    );
+    close(&format!("{what} per_sample"), &got_ps, &ps, lrel, per_sample_floor * pmax.max(1e-3) / pmax.max(1e-300));
     // A value that is a difference of O(1) terms (LDR-KL, for one) carries their f32 rounding: a few ε absolute.
-    close_with_floor(&format!("{what} value"), &[got.value], &[cpu.value], lrel, 0.0, 2f64.powi(-21));
+    let (mut gv, mut cv) = ([got.value], [cpu.value]);
+    set_aside_overflow::<T>(&format!("{what} value"), &mut gv, &mut cv);
+    close_with_floor(&format!("{what} value"), &gv, &cv, lrel, 0.0, 2f64.powi(-21));
     if let Some(g) = &got.grad {
         let want: Vec<f64> = cpu.grad.unwrap().iter().copied().collect();
         // f16 holds values below 2^-14 as subnormals spaced 2^-24 apart.
@@ -746,10 +764,14 @@ fn compare_binary<T: GpuFloat, K: BinaryLoss<f64>>(
     let (x64, t64) = (x.mapv(|v| f64::from(v.to_f32())), t.mapv(|v| f64::from(v.to_f32())));
     let cpu = loss.compute(x64.view(), t64.view(), w64.as_ref().map(|w| w.view()), true).unwrap();
     let (rel, abs_frac) = tolerance::<T>();
-    let ps = cpu.per_sample.clone().unwrap().to_vec();
+    let mut ps = cpu.per_sample.clone().unwrap().to_vec();
+    let mut got_ps = got.per_sample.clone();
+    set_aside_overflow::<T>(&format!("{what} per_sample"), &mut got_ps, &mut ps);
     // Per-sample losses come back in the input's type (as PyTorch's reduction='none'): one rounding of it.
-    close(&format!("{what} per_sample"), &got.per_sample, &ps, rel.max(2e-5), 1e-6);
-    close_with_floor(&format!("{what} value"), &[got.value], &[cpu.value], rel.max(2e-5), 0.0, 2f64.powi(-21));
+    close(&format!("{what} per_sample"), &got_ps, &ps, rel.max(2e-5), 1e-6);
+    let (mut gv, mut cv) = ([got.value], [cpu.value]);
+    set_aside_overflow::<T>(&format!("{what} value"), &mut gv, &mut cv);
+    close_with_floor(&format!("{what} value"), &gv, &cv, rel.max(2e-5), 0.0, 2f64.powi(-21));
     if let Some(g) = &got.grad {
         // An absolute floor: the subnormal spacing of f16, else f32's ε (a gradient that is exactly 0 in f64 can
         // come out as a few ε of f32 cancellation, e.g. AnyLoss on one sample).
@@ -866,7 +888,7 @@ fn binary_losses_bf16_and_f16_match_cpu() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Fused linear + cross-entropy (kernels/linear_ce.cu): the plan's launch sequence emulated on the CPU and run on a
+// Fused linear + cross-entropy (cuBLAS GEMMs + kernels/linear_ce.cu): the plan's steps emulated on the CPU and run on a
 // GPU, both against LinearCrossEntropy::compute_cpu (losskit-losses CrossEntropy / Focal on H·Wᵀ in f64).
 
 fn linear_ce_emulator() -> Option<&'static Path> {
@@ -936,6 +958,15 @@ fn lce_inputs<T: GpuFloat>(
 }
 
 /// Compares a run (GPU or emulated) with the CPU reference on the same (rounded) inputs.
+///
+/// The loss and per-row losses come from f32 logits whatever the input type: 1e-5 relative (plus a 1e-6 floor for
+/// losses near 0). f32 gradients: 1e-5 relative plus 1e-6 of the largest entry (FP32 GEMMs). 16-bit gradients: the
+/// bound of `LinearCrossEntropy`'s precision section, element by element, with u the type's unit roundoff (2⁻⁸ bf16,
+/// 2⁻¹¹ f16) and G the exact ∂value/∂Z from the CPU:
+///   |ΔdHᵢₖ| ≤ u·|dHᵢₖ| + u·Σⱼ(|Gᵢⱼ| + e)·|Wⱼₖ|                (G rounded to T; dH rounded once)
+///   |ΔdWⱼₖ| ≤ u·|dWⱼₖ| + (1 + tiles)·u·Σᵢ(|Gᵢⱼ| + e)·|Hᵢₖ|    (G rounded; dW re-rounded after each row tile)
+/// with e = gscale·2⁻²⁵ for f16 (half the subnormal spacing, scaled like G) and 0 for bf16, plus 1e-6 of the
+/// largest entry for the f32 accumulation and, for f16, 2⁻²⁵ for a subnormal output.
 #[allow(clippy::too_many_arguments)]
 fn compare_linear_ce<T: GpuFloat>(
     what: &str,
@@ -953,18 +984,41 @@ fn compare_linear_ce<T: GpuFloat>(
     let cpu = loss.compute_cpu(h64.view(), w64.view(), t.view(), sw64.as_ref().map(|s| s.view()), true).unwrap();
     let ps = cpu.per_sample.to_vec();
     let pmax = ps.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-    // f32 arithmetic whatever the input type: 1e-5 relative (plus a 1e-6 floor for losses near 0).
     close(&format!("{what} per_sample"), &got.per_sample, &ps, 1e-5, 1e-6 * pmax.max(1e-3) / pmax.max(1e-300));
     close(&format!("{what} value"), &[got.value], &[cpu.value], 1e-5, 0.0);
-    if let Some((dh, dw)) = grads {
-        let (rel, abs_frac) = tolerance::<T>();
-        let floor = if T::NAME == "f16" { 2f64.powi(-25) } else { 0.0 };
-        let want_h: Vec<f64> = cpu.grad_hidden.unwrap().iter().copied().collect();
-        let want_w: Vec<f64> = cpu.grad_weight.unwrap().iter().copied().collect();
-        // dH and dW sum C (or N) terms of both signs, so the absolute part is relative to the largest entry.
-        close_with_floor(&format!("{what} dH"), dh, &want_h, rel.max(1e-5), abs_frac.max(1e-6), floor);
-        close_with_floor(&format!("{what} dW"), dw, &want_w, rel.max(1e-5), abs_frac.max(1e-6), floor);
+    let Some((dh, dw)) = grads else { return };
+    let want_h: Vec<f64> = cpu.grad_hidden.unwrap().iter().copied().collect();
+    let want_w: Vec<f64> = cpu.grad_weight.unwrap().iter().copied().collect();
+    if T::NAME == "f32" {
+        close(&format!("{what} dH"), dh, &want_h, 1e-5, 1e-6);
+        close(&format!("{what} dW"), dw, &want_w, 1e-5, 1e-6);
+        return;
     }
+    let plan = loss.plan(&h.view(), &w.view(), &t.view(), sw.map(|s| s.view()).as_ref(), true).unwrap();
+    let tiles = plan.n.div_ceil(plan.ws_rows) as f64;
+    let (u, e, floor) = if T::NAME == "bf16" {
+        (2f64.powi(-8), 0.0, 0.0)
+    } else {
+        (2f64.powi(-11), f64::from(plan.gscale) * 2f64.powi(-25), 2f64.powi(-25))
+    };
+    // G = ∂value/∂Z from the CPU reference: with H' = I and W' = (H·Wᵀ)ᵀ the logits are the same, and dW' = Gᵀ.
+    let n = h.nrows();
+    let eye = Array2::<f64>::eye(n);
+    let zt = w64.dot(&h64.t());
+    let g = loss.compute_cpu(eye.view(), zt.view(), t.view(), sw64.as_ref().map(|s| s.view()), true).unwrap();
+    let ga = g.grad_weight.unwrap().t().mapv(|v| v.abs() + e);
+    let bound_h = ga.dot(&w64.mapv(f64::abs));
+    let bound_w = ga.t().dot(&h64.mapv(f64::abs));
+    let check = |name: &str, got: &[f64], want: &[f64], bound: &Array2<f64>, k: f64| {
+        let scale = want.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        for (i, ((g, w), b)) in got.iter().zip(want).zip(bound.iter()).enumerate() {
+            let tol = u * w.abs() + k * u * b + 1e-6 * scale + floor;
+            assert!((g - w).abs() <= tol, "{what} {name}[{i}]: got {g:e}, cpu {w:e} (tolerance {tol:e})");
+        }
+    };
+    assert_eq!((dh.len(), dw.len()), (bound_h.len(), bound_w.len()), "{what}: gradient sizes");
+    check("dH", dh, &want_h, &bound_h, 1.0);
+    check("dW", dw, &want_w, &bound_w, 1.0 + tiles);
 }
 
 /// Replays `loss.plan(...)` in the emulator of tests/emu/linear_ce.cpp and compares with the CPU.
@@ -976,30 +1030,35 @@ fn emulate_linear_ce<T: GpuFloat, L: GpuLabel + TryFrom<i64>>(
 where
     <L as TryFrom<i64>>::Error: std::fmt::Debug,
 {
+    use losskit_cuda::{LceBuffer, LceStep};
     let (h, w, t, sw) = lce_inputs::<T>(loss, case);
     let tl: Array1<L> = t.mapv(|v| L::try_from(v).unwrap());
     let plan = loss.plan(&h.view(), &w.view(), &tl.view(), sw.as_ref().map(|s| s.view()).as_ref(), case.grad).unwrap();
     let (n, c, d) = (case.n, case.c, case.d);
-    let elem = if T::NAME == "f32" { 4 } else { 2 };
+    let (elem, type_code) = match T::NAME {
+        "f32" => (4, 0),
+        "bf16" => (2, 1),
+        _ => (2, 2),
+    };
     let lsize = if L::NAME == "i64" { 8 } else { 4 };
     let mut buf = Vec::new();
     let header = [
         n as i32,
         c as i32,
         d as i32,
-        elem,
+        type_code,
         lsize,
         i32::from(plan.class_weights.is_some()),
         i32::from(sw.is_some()),
         i32::from(plan.adjust.is_some()),
         i32::from(case.grad),
         plan.ws_rows as i32,
-        plan.ws_cols as i32,
-        plan.launches.len() as i32,
+        plan.grad_ld as i32,
+        plan.steps.len() as i32,
     ];
     header.iter().for_each(|v| buf.extend(v.to_le_bytes()));
     buf.extend(plan.ignore_index.to_le_bytes());
-    for p in [plan.eps, plan.wsum, plan.gscale, plan.gamma] {
+    for p in [plan.eps, plan.wsum, plan.gamma] {
         buf.extend(p.to_le_bytes());
     }
     h.iter().for_each(|&v| buf.extend(elem_bytes(v)));
@@ -1010,11 +1069,40 @@ where
     for v in [&plan.class_weights, &sw.as_ref().map(|s| s.to_vec()), &plan.adjust].into_iter().flatten() {
         v.iter().for_each(|x| buf.extend(x.to_le_bytes()));
     }
-    for l in &plan.launches {
-        buf.extend((l.kernel.len() as u32).to_le_bytes());
-        buf.extend(l.kernel.as_bytes());
-        for v in [l.grid as i32, l.block as i32, l.row0, l.rows, l.col0, l.cols] {
-            buf.extend(v.to_le_bytes());
+    let (mut kernels, mut gemms) = (0, 0);
+    for step in &plan.steps {
+        match step {
+            LceStep::Kernel(l) => {
+                kernels += 1;
+                buf.extend((l.kernel.len() as u32).to_le_bytes());
+                buf.extend(l.kernel.as_bytes());
+                for v in [l.grid as i32, l.block as i32, l.row0, l.rows, l.col0, l.cols] {
+                    buf.extend(v.to_le_bytes());
+                }
+            }
+            LceStep::Gemm(g) => {
+                gemms += 1;
+                buf.extend(4_u32.to_le_bytes());
+                buf.extend(b"gemm");
+                for v in [i32::from(g.trans_a), i32::from(g.trans_b), g.m as i32, g.n as i32, g.k as i32] {
+                    buf.extend(v.to_le_bytes());
+                }
+                for o in [&g.a, &g.b, &g.c] {
+                    let id: i32 = match o.buffer {
+                        LceBuffer::Hidden => 0,
+                        LceBuffer::Weight => 1,
+                        LceBuffer::Logits => 2,
+                        LceBuffer::Grad => 3,
+                        LceBuffer::GradHidden => 4,
+                        LceBuffer::GradWeight => 5,
+                    };
+                    buf.extend(id.to_le_bytes());
+                    buf.extend((o.offset as i64).to_le_bytes());
+                    buf.extend((o.ld as i32).to_le_bytes());
+                }
+                buf.extend(g.alpha.to_le_bytes());
+                buf.extend(g.beta.to_le_bytes());
+            }
         }
     }
     let dir = exe.parent().unwrap();
@@ -1029,7 +1117,7 @@ where
     let e = elem as usize;
     let expected = 4 * n + if case.grad { (n + c) * d * e } else { 0 } + 1;
     assert_eq!(out.len(), expected, "{tag}: output size");
-    assert_eq!(out[expected - 1], 0, "{tag}: a kernel wrote outside its buffers");
+    assert_eq!(out[expected - 1], 0, "{tag}: a kernel or GEMM reached outside its buffers");
     let per_sample: Vec<f64> =
         out[..4 * n].chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect();
     let value = per_sample.iter().sum::<f64>() * plan.value_scale;
@@ -1038,10 +1126,10 @@ where
         let dw: Vec<f64> = out[4 * n + n * d * e..expected - 1].chunks_exact(e).map(elem_from_bytes::<T>).collect();
         (dh, dw)
     });
-    let what = format!("emulated {tag} n={n} c={c} d={d} chunks {}x{}", plan.ws_rows, plan.ws_cols);
+    let what = format!("emulated {tag} n={n} c={c} d={d} tile {}x{}", plan.ws_rows, plan.ws_cols);
     let got = FamilyOut { value, per_sample, grad: None };
     compare_linear_ce(&what, loss, &h, &w, &t, sw.as_ref(), &got, grads.as_ref().map(|(a, b)| (&a[..], &b[..])));
-    format!("ok   {what} ({} launches)", plan.launches.len())
+    format!("ok   {what} ({kernels} kernels, {gemms} GEMMs)")
 }
 
 /// Every option of the fused linear + cross-entropy, partial and whole chunks, f32 / bf16 / f16, i64 / i32 labels.
@@ -1052,7 +1140,7 @@ fn linear_cross_entropy_matches_cpu_under_cpu_emulation() {
     let base = LinearCrossEntropy::new();
     let prior = |c: usize| (0..c).map(|j| 1.0 / (1.0 + j as f64)).collect::<Vec<f64>>();
     let lines = [
-        // Several row and class chunks, the last of each partial.
+        // Several row tiles and forward-GEMM class slices, the last of each partial.
         emulate_linear_ce::<f32, i64>(exe, &base.clone().chunks(16, 64), &LceCase::new(37, 150, 40, 1)),
         // Class and sample weights, smoothing, ignored rows, i32 labels.
         emulate_linear_ce::<f32, i32>(
@@ -1072,7 +1160,7 @@ fn linear_cross_entropy_matches_cpu_under_cpu_emulation() {
                 .chunks(10, 33),
             &LceCase { ignore_every: 5, ..LceCase::new(23, 70, 24, 3) },
         ),
-        // d above one 64-wide tile and not a multiple of 16; one chunk.
+        // d not a multiple of 16; one tile.
         emulate_linear_ce::<f32, i64>(exe, &base.clone().ignore_index(7), &LceCase::new(9, 20, 130, 4)),
         // One class.
         emulate_linear_ce::<f32, i64>(exe, &base.clone().label_smoothing(0.2), &LceCase::new(5, 1, 8, 5)),
@@ -1092,6 +1180,14 @@ fn linear_cross_entropy_matches_cpu_under_cpu_emulation() {
             &base.clone().gamma(1.0).logit_adjustment(0.5, prior(40)).chunks(5, 16),
             &LceCase { weighted: true, ..LceCase::new(12, 40, 16, 8) },
         ),
+        // 16-bit G written in place over rows of more than one 2048-element segment (C = 4500 and 2100), with class
+        // weights, smoothing, ignored rows and sample weights.
+        emulate_linear_ce::<bf16, i64>(
+            exe,
+            &base.clone().class_weights(class_weights(4500, 9)).label_smoothing(0.1).chunks(4, 1000),
+            &LceCase { weighted: true, ignore_every: 3, ..LceCase::new(7, 4500, 12, 9) },
+        ),
+        emulate_linear_ce::<f16, i64>(exe, &base.clone().chunks(3, 4096), &LceCase::new(5, 2100, 8, 10)),
     ];
     lines.iter().for_each(|l| println!("{l}"));
 }
