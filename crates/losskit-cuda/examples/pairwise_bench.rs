@@ -1,9 +1,15 @@
 //! Times the GPU pairwise losses (multi-similarity, contrastive, SupCon; forward + backward, B × D embeddings) and the
-//! GPU exact kNN + SMOTE (N rows × D features, one minority class), end to end from host arrays (uploads, every
-//! launch, downloads), as a user calls them. Also times the CPU path on the same inputs once, for the record.
+//! GPU exact kNN + SMOTE (N rows × D features, one minority class).
+//!
+//! Pairwise: embeddings and labels already on the device (`Gpu::pair_loss_device`, as pytorch-metric-learning is
+//! timed by `pairwise_torch.py`), each run followed by a synchronize before the clock is read; median of `--reps`
+//! runs after two warm-up runs; peak extra device memory from `cuMemGetInfo` (the workspace, the outputs and the
+//! cuBLAS handle, measured with the last outputs alive). The end-to-end time from host arrays (`Gpu::pair_loss`:
+//! upload, launches, download) is an extra column; the CPU (losskit-losses, f32) is timed once at the first batch
+//! size. kNN / SMOTE: end to end from host arrays, after one warm-up search (NVRTC compile, cuBLAS handle).
 //!
 //! ```text
-//! pairwise_bench [--out FILE.md] [--reps N] [--batch 4096] [--dim 512] [--knn-rows 1000000] [--knn-dim 32]
+//! pairwise_bench [--out FILE.md] [--reps N] [--batch 4096,8192] [--dim 512] [--knn-rows 1000000] [--knn-dim 32]
 //!                [--minority 100000] [--cpu 0|1]
 //! ```
 //! Run by the GPU bundle's `run.sh` (`cargo xtask gpu-bundle`); `pairwise_torch.py` times pytorch-metric-learning on
@@ -21,7 +27,7 @@ use ndarray::{Array1, Array2};
 struct Args {
     out: Option<String>,
     reps: usize,
-    batch: usize,
+    batches: Vec<usize>,
     dim: usize,
     knn_rows: usize,
     knn_dim: usize,
@@ -33,7 +39,7 @@ fn parse() -> std::result::Result<Args, String> {
     let mut a = Args {
         out: None,
         reps: 10,
-        batch: 4096,
+        batches: vec![4096, 8192],
         dim: 512,
         knn_rows: 1_000_000,
         knn_dim: 32,
@@ -47,7 +53,7 @@ fn parse() -> std::result::Result<Args, String> {
         match flag.as_str() {
             "--out" => a.out = Some(value),
             "--reps" => a.reps = num(&value)?.max(1),
-            "--batch" => a.batch = num(&value)?,
+            "--batch" => a.batches = value.split(',').map(num).collect::<std::result::Result<_, _>>()?,
             "--dim" => a.dim = num(&value)?,
             "--knn-rows" => a.knn_rows = num(&value)?,
             "--knn-dim" => a.knn_dim = num(&value)?,
@@ -78,25 +84,50 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn time_pair<T: GpuFloat, L: GpuPairLoss + EmbeddingLoss<f32>>(
     gpu: &Gpu,
     a: &Args,
+    batch: usize,
     name: &str,
     loss: &L,
     rows: &mut Vec<String>,
 ) -> Result<()> {
     let mut r = uniform(7);
-    let x64 = Array2::from_shape_fn((a.batch, a.dim), |_| r());
+    let x64 = Array2::from_shape_fn((batch, a.dim), |_| r());
     // P×K batches: 64 classes.
-    let y = Array1::from_shape_fn(a.batch, |i| (i % 64) as i64);
+    let y = Array1::from_shape_fn(batch, |i| (i % 64) as i64);
     let x = x64.mapv(T::from_f64);
-    gpu.pair_loss(loss, x.view(), y.view(), true)?; // warm-up: NVRTC compile, cuBLAS handle
-    let mut times = Vec::new();
-    for _ in 0..a.reps {
-        let t0 = Instant::now();
-        let out = gpu.pair_loss(loss, x.view(), y.view(), true)?;
-        times.push(t0.elapsed().as_secs_f64() * 1e3);
-        std::hint::black_box(out);
+    let xs = x.as_slice().ok_or_else(|| losskit_cuda::Error::Input { what: "not contiguous".into() })?;
+    let xd = gpu.to_device(xs)?;
+    let yd = gpu.to_device(y.as_slice().unwrap_or(&[]))?;
+    gpu.free_pair_workspace()?;
+    gpu.synchronize()?;
+    let (free0, _) = gpu.memory_info()?;
+    // Warm-up: NVRTC compile and cuBLAS handle (first call of the process), workspace, cuBLAS kernels.
+    for _ in 0..2 {
+        std::hint::black_box(gpu.pair_loss_device(loss, &xd, a.dim, &yd, true)?);
     }
-    let gpu_ms = median(times);
-    let cpu_ms = if a.cpu && T::NAME == "f32" {
+    gpu.synchronize()?;
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..a.reps {
+        drop(last.take()); // free the previous outputs first, as a training step would
+        let t0 = Instant::now();
+        let out = gpu.pair_loss_device(loss, &xd, a.dim, &yd, true)?;
+        gpu.synchronize()?;
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+        last = Some(out);
+    }
+    let (free1, _) = gpu.memory_info()?;
+    let extra_mib = free0.saturating_sub(free1) as f64 / (1 << 20) as f64;
+    let value = last.map_or(f64::NAN, |o| o.value);
+    let dev_ms = median(times);
+    // End to end from host arrays (fewer runs: it is the slow column).
+    let mut e2e = Vec::new();
+    for _ in 0..a.reps.div_ceil(2).max(3) {
+        let t0 = Instant::now();
+        std::hint::black_box(gpu.pair_loss(loss, x.view(), y.view(), true)?);
+        e2e.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let e2e_ms = median(e2e);
+    let cpu_ms = if a.cpu && T::NAME == "f32" && Some(&batch) == a.batches.first() {
         let x32 = x.mapv(|v| v.to_f32());
         let t0 = Instant::now();
         let out = EmbeddingLoss::<f32>::compute(loss, x32.view(), y.view(), None, true);
@@ -105,7 +136,11 @@ fn time_pair<T: GpuFloat, L: GpuPairLoss + EmbeddingLoss<f32>>(
     } else {
         "-".into()
     };
-    let line = format!("| {name} | {} | {}x{} | {gpu_ms:.2} | {cpu_ms} |", T::NAME, a.batch, a.dim);
+    let line = format!(
+        "| {name} | {} | {batch}x{} | {dev_ms:.2} | {extra_mib:.0} | {e2e_ms:.2} | {cpu_ms} | {value:.6} |",
+        T::NAME,
+        a.dim
+    );
     println!("{line}");
     rows.push(line);
     Ok(())
@@ -115,15 +150,25 @@ fn run(a: &Args) -> Result<String> {
     let gpu = Gpu::new(0)?;
     let device = gpu.name()?;
     let mut md = format!("### losskit-cuda pairwise losses and kNN on {device}\n\n");
-    md.push_str("Forward + backward, end to end from host arrays (upload, launches, download), median of ");
-    md.push_str(&format!("{} runs; CPU = losskit-losses f32 on this machine's CPU, one run.\n\n", a.reps));
-    md.push_str("| loss | dtype | B x D | GPU ms | CPU ms |\n|---|---|---|---|---|\n");
+    md.push_str("Forward + backward. GPU ms: embeddings and labels on the device (`Gpu::pair_loss_device`), ");
+    md.push_str(&format!("synchronised, median of {} runs after 2 warm-up runs; extra MiB: device memory ", a.reps));
+    md.push_str("in use beyond the inputs (workspace + outputs + cuBLAS, cuMemGetInfo); end-to-end ms: from host ");
+    md.push_str("arrays (`Gpu::pair_loss`: upload, launches, download); CPU = losskit-losses f32 on this machine's ");
+    md.push_str("CPU, one run, first batch size only.\n\n");
+    md.push_str("| loss | dtype | B x D | GPU ms | extra MiB | end-to-end ms | CPU ms | value |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|\n");
     let mut rows = Vec::new();
-    time_pair::<f32, _>(&gpu, a, "multi-similarity", &MultiSimilarity::new(), &mut rows)?;
-    time_pair::<bf16, _>(&gpu, a, "multi-similarity", &MultiSimilarity::new(), &mut rows)?;
-    time_pair::<f32, _>(&gpu, a, "multi-similarity (miner)", &MultiSimilarity::new().miner(true), &mut rows)?;
-    time_pair::<f32, _>(&gpu, a, "contrastive", &Contrastive::new(), &mut rows)?;
-    time_pair::<f32, _>(&gpu, a, "supcon", &SupCon::new(), &mut rows)?;
+    for &b in &a.batches {
+        let ms = MultiSimilarity::new();
+        time_pair::<f32, _>(&gpu, a, b, "multi-similarity", &ms, &mut rows)?;
+        time_pair::<bf16, _>(&gpu, a, b, "multi-similarity", &ms, &mut rows)?;
+        time_pair::<f32, _>(&gpu, a, b, "multi-similarity (miner)", &ms.clone().miner(true), &mut rows)?;
+        time_pair::<f32, _>(&gpu, a, b, "contrastive", &Contrastive::new(), &mut rows)?;
+        time_pair::<bf16, _>(&gpu, a, b, "contrastive", &Contrastive::new(), &mut rows)?;
+        time_pair::<f32, _>(&gpu, a, b, "supcon", &SupCon::new(), &mut rows)?;
+        time_pair::<bf16, _>(&gpu, a, b, "supcon", &SupCon::new(), &mut rows)?;
+    }
+    gpu.free_pair_workspace()?;
     md.push_str(&rows.join("\n"));
     md.push_str("\n\n");
 
@@ -135,6 +180,8 @@ fn run(a: &Args) -> Result<String> {
     let y = Array1::from_shape_fn(n, |i| i64::from(i % step == 0));
     let minority: Vec<usize> = (0..n).filter(|i| i % step == 0).collect();
     let xm = Array2::from_shape_fn((minority.len(), a.knn_dim), |(i, j)| x[[minority[i], j]]);
+    // Warm-up: the kNN kernel file's NVRTC compile and first cuBLAS launch are not part of a search.
+    gpu.kneighbors_self(xm.slice(ndarray::s![..xm.nrows().min(1000), ..]), 5)?;
     let t0 = Instant::now();
     let (_, stats) = gpu.kneighbors_self(xm.view(), 5)?;
     let knn_ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -137,6 +137,7 @@ pub struct Gpu {
     capability: (i32, i32),
     functions: Mutex<HashMap<String, CudaFunction>>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    pairwise: crate::pairwise::PairCache,
 }
 
 impl Gpu {
@@ -165,6 +166,7 @@ impl Gpu {
                 capability: (major, minor),
                 functions: Mutex::new(HashMap::new()),
                 modules: Mutex::new(HashMap::new()),
+                pairwise: crate::pairwise::PairCache::default(),
             })
         })
     }
@@ -216,6 +218,11 @@ impl Gpu {
 
     pub(crate) fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
+    }
+
+    /// The cuBLAS handle and pairwise workspace kept between calls (src/pairwise.rs).
+    pub(crate) fn pair_cache(&self) -> &crate::pairwise::PairCache {
+        &self.pairwise
     }
 
     /// Kernel `function` of kernel file `file` (see [`kernels::kernel_sources`]), compiling and loading the file on

@@ -5,10 +5,18 @@
 //! The host side runs over a small executor interface ([`Exec`]: buffers, a row-major GEMM, a kernel launch), so that
 //! the very same orchestration drives cuBLAS and the NVRTC kernels on a GPU and, in the unit tests, a CPU emulation
 //! of the same kernel source (tests/emu/generic.cpp).
+//!
+//! Per call on the GPU: no cuBLAS handle is created (one per [`Gpu`], made at first use) and no device memory is
+//! allocated besides the outputs (the scratch lives in one workspace per [`Gpu`], grown when a call needs more and
+//! kept for the next one; [`Gpu::free_pair_workspace`] gives it back). Embeddings and labels may already be on the
+//! device ([`Gpu::pair_loss_device`]); the host-array [`Gpu::pair_loss`] uploads, calls it and downloads. The only
+//! host round trip of a call is one 128-byte download of batch-wide sums before the last kernel (the loss value and
+//! the gradient scale of the reduction).
 
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::sync::{Mutex, MutexGuard};
 
-use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig, PushKernelArg};
 use losskit_losses::{Contrastive, Distance, MultiSimilarity, Reduction, SupCon};
 use losskit_tensor::{Error, Result, check};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayView3};
@@ -18,10 +26,14 @@ use crate::dtype::GpuFloat;
 
 /// `F.normalize`'s ε (losskit_tensor::norm::NORM_EPS).
 const NORM_EPS: f32 = 1e-12;
-/// Entries of the pair matrix computed as one tile when the config's `tile` is 0 (as the CPU driver).
-const DENSE_MAX: usize = 1 << 24;
-/// Entries per tile when the matrix is larger than [`DENSE_MAX`].
-const TILE_ELEMS: usize = 1 << 22;
+/// f32 entries of one similarity tile when the config's `tile` is 0: 2²⁴ (64 MiB). A batch of up to 4096 is one
+/// tile; larger batches take 2²⁴ / B rows per tile, so that each of the three GEMMs per tile stays large
+/// (at B = 8192: 2048 × 8192 × D) while the workspace stays O(B · tile).
+const TILE_ELEMS: usize = 1 << 24;
+/// Alignment of the buffers carved out of the workspace.
+const ALIGN: usize = 256;
+/// f64 slots of the sums buffer: [0..4] tallies of the loss pass, [4..8] contrastive statistics, [8..12] counts.
+const SUMS: usize = 16;
 
 /// The argument block every kernel of `pairwise.cu` and `knn.cu` takes by value: device pointers, floats, ints.
 #[repr(C)]
@@ -54,10 +66,16 @@ pub(crate) struct Gemm {
 /// What the pairwise and kNN hosts need from a device.
 pub(crate) trait Exec {
     type Buf;
-    /// Threads per block of the row kernels (a power of two).
+    /// Threads per block of the row kernels (a power of two, at least 32).
     fn block(&self) -> u32;
     /// A zeroed buffer of `bytes` bytes.
     fn alloc(&self, bytes: usize) -> Result<Self::Buf>;
+    /// A buffer of `bytes` bytes whose contents are unspecified (the caller writes all of it before reading).
+    fn scratch(&self, bytes: usize) -> Result<Self::Buf> {
+        self.alloc(bytes)
+    }
+    /// Sets every byte of `buf` to 0.
+    fn zero(&self, buf: &Self::Buf) -> Result<()>;
     fn upload(&self, bytes: &[u8]) -> Result<Self::Buf>;
     fn download(&self, buf: &Self::Buf) -> Result<Vec<u8>>;
     /// C = α·op(A)·op(B) + β·C on f32 buffers (`c` may not alias `a` or `b`).
@@ -76,63 +94,196 @@ pub(crate) trait Exec {
     ) -> Result<()>;
 }
 
+/// What one [`Gpu`] keeps for the pairwise losses and the kNN between calls: the cuBLAS handle (bound to the `Gpu`'s
+/// stream, plain FP32 math) and the pairwise workspace. Both are made at first use.
+#[derive(Default)]
+pub(crate) struct PairCache {
+    blas: Mutex<Option<cudarc::cublas::CudaBlas>>,
+    workspace: Mutex<Option<CudaSlice<u8>>>,
+}
+
+impl std::fmt::Debug for PairCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ws = self.workspace.lock().ok().and_then(|w| w.as_ref().map(|s| s.len())).unwrap_or(0);
+        f.debug_struct("PairCache").field("workspace_bytes", &ws).finish_non_exhaustive()
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Device { what: "pairwise cache lock poisoned by an earlier panic".into() }
+}
+
+fn create_blas(gpu: &Gpu) -> Result<cudarc::cublas::CudaBlas> {
+    // SAFETY: only tries to dlopen the candidate cuBLAS library names.
+    let present = std::panic::catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() }).unwrap_or(false);
+    if !present {
+        return Err(Error::Device {
+            what: "cuBLAS library not found (libcublas.so.13): put the CUDA toolkit's lib64 folder (or the \
+                   nvidia-cublas wheel's lib folder) on LD_LIBRARY_PATH"
+                .into(),
+        });
+    }
+    guard("creating a cuBLAS handle", || {
+        let blas = cudarc::cublas::CudaBlas::new(gpu.stream().clone())
+            .map_err(|e| device_error("creating a cuBLAS handle", e))?;
+        // Plain FP32 (no TF32): the kNN's exactness bound and the 1e-5 agreement with the CPU assume it.
+        // SAFETY: a valid handle from CudaBlas::new.
+        unsafe {
+            cudarc::cublas::sys::cublasSetMathMode(
+                *blas.handle(),
+                cudarc::cublas::sys::cublasMath_t::CUBLAS_DEFAULT_MATH,
+            )
+        }
+        .result()
+        .map_err(|e| device_error("setting the cuBLAS math mode", e))?;
+        Ok(blas)
+    })
+}
+
+/// A device buffer of a [`CudaExec`]: a pointer and a size, owning its memory (`owned`) or borrowing it (a slice of
+/// the workspace, or a caller's buffer, which outlives the executor).
+pub(crate) struct DevBuf {
+    ptr: u64,
+    bytes: usize,
+    _owned: Option<CudaSlice<u8>>,
+}
+
+/// The carved-up workspace of one call (its lock is held while the call enqueues its work; launches of one [`Gpu`]
+/// run in order on its stream, so the next call may reuse the memory as soon as the lock is released).
+struct Arena<'g> {
+    _lock: MutexGuard<'g, Option<CudaSlice<u8>>>,
+    base: u64,
+    cap: usize,
+    used: Cell<usize>,
+}
+
 /// The GPU executor: buffers on the device, cuBLAS SGEMM, NVRTC kernels.
 pub(crate) struct CudaExec<'g> {
     gpu: &'g Gpu,
-    blas: cudarc::cublas::CudaBlas,
+    arena: Option<Arena<'g>>,
 }
 
 impl<'g> CudaExec<'g> {
+    /// An executor whose buffers are separate allocations (the kNN).
     pub(crate) fn new(gpu: &'g Gpu) -> Result<Self> {
-        // SAFETY: only tries to dlopen the candidate cuBLAS library names.
-        let present = std::panic::catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() }).unwrap_or(false);
-        if !present {
-            return Err(Error::Device {
-                what: "cuBLAS library not found (libcublas.so.13): put the CUDA toolkit's lib64 folder (or the \
-                       nvidia-cublas wheel's lib folder) on LD_LIBRARY_PATH"
-                    .into(),
-            });
+        let ex = CudaExec { gpu, arena: None };
+        ex.with_blas(|_| Ok(()))?;
+        Ok(ex)
+    }
+
+    /// An executor carving its buffers out of the [`Gpu`]'s workspace, grown to at least `bytes` first.
+    pub(crate) fn with_workspace(gpu: &'g Gpu, bytes: usize) -> Result<Self> {
+        let mut ex = CudaExec::new(gpu)?;
+        let mut lock = gpu.pair_cache().workspace.lock().map_err(|_| poisoned())?;
+        if lock.as_ref().is_none_or(|w| w.len() < bytes) {
+            // Give the old one back first, so that the peak is the new size only.
+            *lock = None;
+            let ws = guard("allocating the pairwise workspace", || {
+                // SAFETY: scratch memory; every buffer carved out of it is written before it is read, or zeroed.
+                unsafe { gpu.stream().alloc::<u8>(bytes.max(ALIGN)) }
+                    .map_err(|e| device_error(&format!("allocating a {bytes}-byte pairwise workspace"), e))
+            })?;
+            *lock = Some(ws);
         }
-        guard("creating a cuBLAS handle", || {
-            let blas = cudarc::cublas::CudaBlas::new(gpu.stream().clone())
-                .map_err(|e| device_error("creating a cuBLAS handle", e))?;
-            // Plain FP32 (no TF32): the kNN's exactness bound and the 1e-5 agreement with the CPU assume it.
-            // SAFETY: a valid handle from CudaBlas::new.
-            unsafe {
-                cudarc::cublas::sys::cublasSetMathMode(
-                    *blas.handle(),
-                    cudarc::cublas::sys::cublasMath_t::CUBLAS_DEFAULT_MATH,
-                )
+        let (base, cap) = match lock.as_ref() {
+            Some(ws) => {
+                let (ptr, _rec) = ws.device_ptr(gpu.stream());
+                (ptr, ws.len())
             }
-            .result()
-            .map_err(|e| device_error("setting the cuBLAS math mode", e))?;
-            Ok(CudaExec { gpu, blas })
+            None => return Err(Error::Device { what: "pairwise workspace missing".into() }),
+        };
+        ex.arena = Some(Arena { _lock: lock, base, cap, used: Cell::new(0) });
+        Ok(ex)
+    }
+
+    /// A borrowed view of `bytes` bytes at `ptr` (a caller's device buffer that outlives this executor).
+    pub(crate) fn view(&self, ptr: u64, bytes: usize) -> DevBuf {
+        DevBuf { ptr, bytes, _owned: None }
+    }
+
+    /// The `Gpu`'s cuBLAS handle, created at first use; held locked while `f` runs.
+    fn with_blas<R>(&self, f: impl FnOnce(&cudarc::cublas::CudaBlas) -> Result<R>) -> Result<R> {
+        let mut lock = self.gpu.pair_cache().blas.lock().map_err(|_| poisoned())?;
+        if lock.is_none() {
+            *lock = Some(create_blas(self.gpu)?);
+        }
+        match lock.as_ref() {
+            Some(b) => f(b),
+            None => Err(Error::Device { what: "cuBLAS handle missing".into() }),
+        }
+    }
+
+    fn memset(&self, buf: &DevBuf) -> Result<()> {
+        guard("zeroing", || {
+            // SAFETY: `buf` spans `bytes` bytes of live device memory of this context.
+            unsafe { cudarc::driver::result::memset_d8_async(buf.ptr, 0, buf.bytes, self.gpu.stream().cu_stream()) }
+                .map_err(|e| device_error("zeroing device memory", e))
         })
     }
 }
 
 impl Exec for CudaExec<'_> {
-    type Buf = CudaSlice<u8>;
+    type Buf = DevBuf;
 
     fn block(&self) -> u32 {
         256
     }
 
     fn alloc(&self, bytes: usize) -> Result<Self::Buf> {
+        let buf = self.scratch(bytes)?;
+        self.memset(&buf)?;
+        Ok(buf)
+    }
+
+    fn scratch(&self, bytes: usize) -> Result<Self::Buf> {
+        if let Some(a) = &self.arena {
+            let at = a.used.get();
+            let size = bytes.max(1).div_ceil(ALIGN) * ALIGN;
+            if at + size <= a.cap {
+                a.used.set(at + size);
+                return Ok(DevBuf { ptr: a.base + at as u64, bytes, _owned: None });
+            }
+        }
         guard("allocating", || {
-            self.gpu.stream().alloc_zeros::<u8>(bytes.max(1)).map_err(|e| device_error("allocating device memory", e))
+            // SAFETY: callers of `scratch` write before they read; `alloc` zeroes.
+            let s = unsafe { self.gpu.stream().alloc::<u8>(bytes.max(1)) }
+                .map_err(|e| device_error("allocating device memory", e))?;
+            let ptr = {
+                let (ptr, _rec) = s.device_ptr(self.gpu.stream());
+                ptr
+            };
+            Ok(DevBuf { ptr, bytes, _owned: Some(s) })
         })
     }
 
+    fn zero(&self, buf: &Self::Buf) -> Result<()> {
+        self.memset(buf)
+    }
+
     fn upload(&self, bytes: &[u8]) -> Result<Self::Buf> {
-        if bytes.is_empty() {
-            return self.alloc(1);
+        let buf = self.scratch(bytes.len())?;
+        if !bytes.is_empty() {
+            guard("uploading", || {
+                // SAFETY: `buf` holds `bytes.len()` bytes; a copy from pageable memory has left `bytes` when it
+                // returns.
+                unsafe { cudarc::driver::result::memcpy_htod_async(buf.ptr, bytes, self.gpu.stream().cu_stream()) }
+                    .map_err(|e| device_error("uploading", e))
+            })?;
         }
-        guard("uploading", || self.gpu.stream().clone_htod(bytes).map_err(|e| device_error("uploading", e)))
+        Ok(buf)
     }
 
     fn download(&self, buf: &Self::Buf) -> Result<Vec<u8>> {
-        guard("downloading", || self.gpu.stream().clone_dtoh(buf).map_err(|e| device_error("downloading", e)))
+        let mut out = vec![0_u8; buf.bytes];
+        guard("downloading", || {
+            let stream = self.gpu.stream();
+            // SAFETY: `buf` spans `out.len()` bytes; the synchronisation below completes the copy before `out` is
+            // used.
+            unsafe { cudarc::driver::result::memcpy_dtoh_async(&mut out, buf.ptr, stream.cu_stream()) }
+                .map_err(|e| device_error("downloading", e))?;
+            stream.synchronize().map_err(|e| device_error("downloading", e))
+        })?;
+        Ok(out)
     }
 
     fn gemm(&self, g: Gemm, a: (&Self::Buf, usize), b: (&Self::Buf, usize), c: (&Self::Buf, usize)) -> Result<()> {
@@ -140,33 +291,31 @@ impl Exec for CudaExec<'_> {
         let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
         let int = |v: usize| i32::try_from(v).map_err(|_| Error::Input { what: format!("GEMM dimension {v} > 2^31") });
         let (m, n, k, lda, ldb, ldc) = (int(g.m)?, int(g.n)?, int(g.k)?, int(g.lda)?, int(g.ldb)?, int(g.ldc)?);
-        guard("sgemm", || {
-            let stream = self.gpu.stream();
-            let (pa, _ra) = a.0.device_ptr(stream);
-            let (pb, _rb) = b.0.device_ptr(stream);
-            let (pc, _rc) = c.0.device_ptr(stream);
-            let (pa, pb, pc) = (pa + 4 * a.1 as u64, pb + 4 * b.1 as u64, pc + 4 * c.1 as u64);
-            // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and m, n.
-            // SAFETY: the callers size every buffer for the rows, columns and leading dimensions passed here.
-            unsafe {
-                cudarc::cublas::result::sgemm(
-                    *self.blas.handle(),
-                    op(g.tb),
-                    op(g.ta),
-                    n,
-                    m,
-                    k,
-                    &g.alpha,
-                    pb as *const f32,
-                    ldb,
-                    pa as *const f32,
-                    lda,
-                    &g.beta,
-                    pc as *mut f32,
-                    ldc,
-                )
-            }
-            .map_err(|e| device_error("cublasSgemm", e))
+        let (pa, pb, pc) = (a.0.ptr + 4 * a.1 as u64, b.0.ptr + 4 * b.1 as u64, c.0.ptr + 4 * c.1 as u64);
+        self.with_blas(|blas| {
+            guard("sgemm", || {
+                // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and m, n.
+                // SAFETY: the callers size every buffer for the rows, columns and leading dimensions passed here.
+                unsafe {
+                    cudarc::cublas::result::sgemm(
+                        *blas.handle(),
+                        op(g.tb),
+                        op(g.ta),
+                        n,
+                        m,
+                        k,
+                        &g.alpha,
+                        pb as *const f32,
+                        ldb,
+                        pa as *const f32,
+                        lda,
+                        &g.beta,
+                        pc as *mut f32,
+                        ldc,
+                    )
+                }
+                .map_err(|e| device_error("cublasSgemm", e))
+            })
         })
     }
 
@@ -184,13 +333,8 @@ impl Exec for CudaExec<'_> {
         guard("launching", || {
             let stream = self.gpu.stream();
             let mut args = LkArgs { f, i, ..LkArgs::default() };
-            let mut records = Vec::new();
             for (slot, b) in args.p.iter_mut().zip(bufs) {
-                if let Some(b) = b {
-                    let (ptr, rec) = b.device_ptr(stream);
-                    *slot = ptr;
-                    records.push(rec);
-                }
+                *slot = b.map_or(0, |b| b.ptr);
             }
             let mut lb = stream.launch_builder(&func);
             lb.arg(&args);
@@ -198,7 +342,6 @@ impl Exec for CudaExec<'_> {
             // SAFETY: every kernel of pairwise.cu / knn.cu takes one `LkArgs` by value; the host code of this crate
             // passes the buffers each kernel's header comment lists, sized as it indexes them.
             unsafe { lb.launch(cfg) }.map_err(|e| device_error(&format!("launching {kernel}"), e))?;
-            drop(records);
             Ok(())
         })
     }
@@ -208,6 +351,7 @@ impl Exec for CudaExec<'_> {
 pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
+#[cfg(test)]
 pub(crate) fn i64_bytes(v: &[i64]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -220,8 +364,12 @@ pub(crate) fn f32_from(b: &[u8]) -> Vec<f32> {
 pub(crate) fn i32_from(b: &[u8]) -> Vec<i32> {
     b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
+fn f64_from(b: &[u8]) -> Vec<f64> {
+    b.chunks_exact(8).map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect()
+}
 
 /// Raw bytes of GPU floats (16-bit types as their bits).
+#[cfg(test)]
 pub(crate) fn elem_bytes<T: GpuFloat>(v: impl Iterator<Item = T>) -> Vec<u8> {
     let mut out = Vec::new();
     for x in v {
@@ -348,17 +496,59 @@ pub struct PairOutput<T> {
     pub grad: Option<Array2<T>>,
 }
 
+/// The result of [`Gpu::pair_loss_device`]: the value on the host, per-anchor values and the gradient on the device.
+#[derive(Debug)]
+pub struct PairDeviceOutput<T> {
+    /// The reduced loss (f64 sum of the f32 per-anchor values, scaled). Known when the call returns.
+    pub value: f64,
+    /// Per-anchor values ℓᵢ, f32 [N] on the device (zeros where the CPU loss returns zero by rule).
+    pub per_sample: CudaSlice<f32>,
+    /// ∂value/∂embeddings, row-major [N, D] in the input's type on the device, when asked for. Written by the last
+    /// kernel the call enqueues on the [`Gpu`]'s stream: work enqueued on that stream after the call sees it, the
+    /// host after [`Gpu::synchronize`] (or a download through the same stream).
+    pub grad: Option<CudaSlice<T>>,
+}
+
+/// The labels of [`Gpu::pair_loss_device`]: `i64` [N] on the host (uploaded, 8·N bytes) or already on the device.
+#[derive(Clone, Copy, Debug)]
+pub enum PairLabels<'a> {
+    /// Labels in host memory.
+    Host(ArrayView1<'a, i64>),
+    /// Labels in device memory of the same CUDA context as the [`Gpu`].
+    Device(&'a CudaSlice<i64>),
+}
+
+impl<'a> From<ArrayView1<'a, i64>> for PairLabels<'a> {
+    fn from(v: ArrayView1<'a, i64>) -> Self {
+        PairLabels::Host(v)
+    }
+}
+
+impl<'a> From<&'a [i64]> for PairLabels<'a> {
+    fn from(v: &'a [i64]) -> Self {
+        PairLabels::Host(ArrayView1::from(v))
+    }
+}
+
+impl<'a> From<&'a CudaSlice<i64>> for PairLabels<'a> {
+    fn from(v: &'a CudaSlice<i64>) -> Self {
+        PairLabels::Device(v)
+    }
+}
+
 impl Gpu {
     /// A pair loss of embeddings [N, D] (`f32`, `bf16` or `f16`) with integer labels `[N]`, computed on this GPU with
     /// the semantics of the CPU config's `compute(embeddings, labels, None, grad)`: same value, per-anchor values and
     /// gradient up to f32 rounding (accumulation is f32), same validation errors.
     ///
+    /// A thin wrapper over [`Gpu::pair_loss_device`]: checks the inputs on the host as the CPU does, uploads them,
+    /// calls it and downloads the per-anchor values and the gradient (the host copies cost about 2·N·D·size(T) bytes
+    /// over PCIe; keep the embeddings on the device to avoid them).
+    ///
     /// ```text
     /// for each tile of rows r0..r1:  S = Ĥ[r0..r1]·Ĥᵀ (cuBLAS)  →  kernel: ℓᵢ, ∂ℓ/∂S in place  →  dĤ += ∂S·Ĥ, dĤ += ∂Sᵀ·Ĥ[r0..r1]
     /// ```
-    /// The workspace holds one tile of `tile` rows × N (the config's `tile`, or, at 0, the CPU driver's choice: the
-    /// whole matrix up to 2²⁴ entries, else about 2²² entries per tile). The contrastive loss under `Mean` first runs a
-    /// statistics pass over every tile (its gradient scale is a batch-wide count).
+    /// Memory and tiling as [`Gpu::pair_loss_device`].
     ///
     /// # Errors
     /// [`Error::Parameter`] (the config), [`Error::Empty`], [`Error::Shape`], [`Error::NonFinite`] for bad inputs;
@@ -370,10 +560,177 @@ impl Gpu {
         labels: ArrayView1<'_, i64>,
         grad: bool,
     ) -> Result<PairOutput<T>> {
-        let spec = loss.pair_spec()?;
+        loss.pair_spec()?;
         check_inputs(&embeddings, &labels)?;
-        let ex = CudaExec::new(self)?;
-        run(&ex, &spec, embeddings, labels, grad)
+        let (n, d) = embeddings.dim();
+        let x = embeddings.as_standard_layout();
+        let host = x.as_slice().ok_or_else(|| Error::Input { what: "embeddings: not contiguous".into() })?;
+        let xd = guard("uploading", || self.stream().clone_htod(host).map_err(|e| device_error("uploading", e)))?;
+        let out = self.pair_loss_device(loss, &xd, d, labels, grad)?;
+        guard("downloading", || {
+            let stream = self.stream();
+            let ps = stream.clone_dtoh(&out.per_sample).map_err(|e| device_error("downloading", e))?;
+            let g = match &out.grad {
+                None => None,
+                Some(g) => {
+                    let v = stream.clone_dtoh(g).map_err(|e| device_error("downloading", e))?;
+                    Some(
+                        Array2::from_shape_vec((n, d), v)
+                            .map_err(|e| Error::Input { what: format!("internal shape error: {e}") })?,
+                    )
+                }
+            };
+            Ok(PairOutput { value: out.value, per_sample: Array1::from_vec(ps), grad: g })
+        })
+    }
+
+    /// [`Gpu::pair_loss`] on embeddings already on the device: `embeddings` is row-major [N, D] with `dim` = D
+    /// columns (N = `embeddings.len() / dim`), `labels` `i64` [N] on the host or on the device ([`PairLabels`]).
+    /// Returns the value on the host and the per-anchor values and gradient on the device ([`PairDeviceOutput`]).
+    ///
+    /// ```text
+    /// Ĥ = normalize(X)  (per row; a copy for EuclideanUnnormalized)
+    /// for each tile of rows r0..r1 (t rows):
+    ///     S = Ĥ[r0..r1]·Ĥᵀ                          (cuBLAS SGEMM, t × N, plain FP32)
+    ///     kernel: ℓᵢ and ∂ℓ/∂S in place, one block per row
+    ///     dĤ[r0..r1] += ∂S·Ĥ;  dĤ += ∂Sᵀ·Ĥ[r0..r1]  (two SGEMMs)
+    /// sums of the row tallies → value and gradient scale (one 128-byte download)
+    /// dX = scale · (dĤ back through the normalisation)   (in T)
+    /// ```
+    /// The contrastive loss under `Mean` first runs a statistics pass over every tile (its gradient scale is a
+    /// batch-wide count; the scale stays on the device).
+    ///
+    /// # Parameters
+    /// * `loss`: a [`GpuPairLoss`] config; its `tile` (rows per similarity tile) at 0 picks 2²⁴ / N rows (the whole
+    ///   matrix up to N = 4096), else the given number of rows.
+    /// * `grad`: whether to compute the gradient.
+    ///
+    /// # Memory
+    /// Besides the outputs (4·N bytes, plus N·D·size(T) with `grad`), one workspace per [`Gpu`] of about
+    /// 4·t·N (similarity tile) + 4·N·D (normalised rows) + 4·N·D (f32 gradient, with `grad`) + 48·N bytes, which is
+    /// kept for the next call (see [`Gpu::free_pair_workspace`]); never the N × N matrix unless t = N. At N = 8192,
+    /// D = 512 with the default tile: 64 + 16 + 16 MiB.
+    ///
+    /// # Synchronisation
+    /// Work runs in order on this `Gpu`'s stream (a buffer written on another stream of the same context is waited
+    /// for through cudarc's events). The call waits once, for the batch-wide sums before the gradient kernel, so the
+    /// value is known on return; the gradient may still be in flight (see [`PairDeviceOutput::grad`]). Host labels
+    /// are copied from pageable memory, which CUDA performs after the stream's earlier work.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] (the config); [`Error::Empty`] for N = 0; [`Error::Shape`] for `dim` = 0, a length that
+    /// is not a multiple of `dim`, or labels not of length N; [`Error::NonFinite`] when a row holds a non-finite
+    /// value (found through the row norms: a finite row whose norm overflows f32 gives [`Error::Input`]);
+    /// [`Error::Device`] for buffers of another CUDA context, a missing cuBLAS or a failed launch.
+    pub fn pair_loss_device<'a, T: GpuFloat, L: GpuPairLoss>(
+        &self,
+        loss: &L,
+        embeddings: &CudaSlice<T>,
+        dim: usize,
+        labels: impl Into<PairLabels<'a>>,
+        grad: bool,
+    ) -> Result<PairDeviceOutput<T>> {
+        let spec = loss.pair_spec()?;
+        let labels = labels.into();
+        let n = device_rows(embeddings.len(), dim)?;
+        let n_labels = match labels {
+            PairLabels::Host(l) => l.len(),
+            PairLabels::Device(l) => l.len(),
+        };
+        check::shape("labels", &[n_labels], &[Some(n)])?;
+        let same_ctx = |c: &std::sync::Arc<cudarc::driver::CudaContext>| std::sync::Arc::ptr_eq(c, self.context());
+        let foreign =
+            !same_ctx(embeddings.context()) || matches!(labels, PairLabels::Device(l) if !same_ctx(l.context()));
+        if foreign {
+            return Err(Error::Device { what: "pair loss: buffers of another CUDA context than this Gpu's".into() });
+        }
+        let d = dim;
+        let stream = self.stream();
+        let ex = CudaExec::with_workspace(self, workspace_bytes(&spec, n, d, grad))?;
+        let (mut per_sample, mut gout) = guard("allocating", || {
+            let ps = stream.alloc_zeros::<f32>(n).map_err(|e| device_error("allocating device memory", e))?;
+            let g = if grad {
+                Some(stream.alloc_zeros::<T>(n * d).map_err(|e| device_error("allocating device memory", e))?)
+            } else {
+                None
+            };
+            Ok((ps, g))
+        })?;
+        let elem = std::mem::size_of::<T>();
+        let value = {
+            let (xp, _xr) = embeddings.device_ptr(stream);
+            let x = ex.view(xp, elem * n * d);
+            let (lab, _lr) = match labels {
+                PairLabels::Host(l) => {
+                    let l = l.as_standard_layout();
+                    let host = l.as_slice().ok_or_else(|| Error::Input { what: "labels: not contiguous".into() })?;
+                    let buf = ex.scratch(8 * n)?;
+                    guard("uploading", || {
+                        // SAFETY: `buf` holds 8·n bytes; a pageable copy has read `host` when it returns.
+                        unsafe { cudarc::driver::result::memcpy_htod_async(buf.ptr, host, stream.cu_stream()) }
+                            .map_err(|e| device_error("uploading labels", e))
+                    })?;
+                    (buf, None)
+                }
+                PairLabels::Device(l) => {
+                    let (lp, rec) = l.device_ptr(stream);
+                    (ex.view(lp, 8 * n), Some(rec))
+                }
+            };
+            let (pp, _pr) = per_sample.device_ptr_mut(stream);
+            let ps = ex.view(pp, 4 * n);
+            let mut g_rec = None;
+            let gbuf = match gout.as_mut() {
+                Some(g) => {
+                    let (gp, rec) = g.device_ptr_mut(stream);
+                    g_rec = Some(rec);
+                    Some(ex.view(gp, elem * n * d))
+                }
+                None => None,
+            };
+            let v =
+                run_on::<_, T>(&ex, &spec, PairIo { x: &x, labels: &lab, n, d, per_sample: &ps, grad: gbuf.as_ref() });
+            drop(g_rec);
+            v?
+        };
+        Ok(PairDeviceOutput { value, per_sample, grad: gout })
+    }
+
+    /// Copies `values` into a new buffer on this `Gpu` (its context and stream), e.g. embeddings for
+    /// [`Gpu::pair_loss_device`] (row-major [N, D] as one slice) or labels.
+    ///
+    /// # Errors
+    /// [`Error::Device`] when the allocation or the copy fails.
+    pub fn to_device<T: DeviceRepr>(&self, values: &[T]) -> Result<CudaSlice<T>> {
+        guard("uploading", || self.stream().clone_htod(values).map_err(|e| device_error("uploading", e)))
+    }
+
+    /// Copies a device buffer of this `Gpu` to the host, after the work already enqueued on its stream.
+    ///
+    /// # Errors
+    /// [`Error::Device`] when the copy (or an earlier launch) fails.
+    pub fn to_host<T: DeviceRepr>(&self, buf: &CudaSlice<T>) -> Result<Vec<T>> {
+        guard("downloading", || self.stream().clone_dtoh(buf).map_err(|e| device_error("downloading", e)))
+    }
+
+    /// (free, total) device memory in bytes, as the driver reports it (`cuMemGetInfo`).
+    ///
+    /// # Errors
+    /// [`Error::Device`] when the driver call fails.
+    pub fn memory_info(&self) -> Result<(usize, usize)> {
+        guard("reading memory info", || {
+            self.context().mem_get_info().map_err(|e| device_error("reading memory info", e))
+        })
+    }
+
+    /// Gives back the pairwise workspace this `Gpu` keeps between [`Gpu::pair_loss_device`] calls (the next call
+    /// allocates it again). Returns its size in bytes (0 when there was none).
+    ///
+    /// # Errors
+    /// [`Error::Device`] when the workspace lock was poisoned by a panic.
+    pub fn free_pair_workspace(&self) -> Result<usize> {
+        let mut lock = self.pair_cache().workspace.lock().map_err(|_| poisoned())?;
+        Ok(lock.take().map_or(0, |w| w.len()))
     }
 
     /// SupCon of V augmented views of B samples, `features` [B, V, D], stacked view-major into N = V·B rows (as the
@@ -391,6 +748,28 @@ impl Gpu {
         let (rows, l) = stack_views(features, labels)?;
         self.pair_loss(loss, rows.view(), l.view(), grad)
     }
+}
+
+/// Rows of a device buffer of `len` elements with `dim` columns.
+fn device_rows(len: usize, dim: usize) -> Result<usize> {
+    if dim == 0 {
+        return Err(Error::Shape { arg: "embeddings", expected: "[N, D] with D ≥ 1".into(), got: vec![len, dim] });
+    }
+    check::non_empty("embeddings", len / dim)?;
+    if !len.is_multiple_of(dim) {
+        return Err(Error::Shape {
+            arg: "embeddings",
+            expected: format!("a row-major [N, {dim}] buffer (length a multiple of {dim})"),
+            got: vec![len],
+        });
+    }
+    let n = len / dim;
+    if n > i32::MAX as usize || dim > i32::MAX as usize {
+        return Err(Error::Input {
+            what: format!("embeddings: the GPU takes at most 2^31 − 1 rows and columns, got [{n}, {dim}]"),
+        });
+    }
+    Ok(n)
 }
 
 /// View-major stacking of [B, V, D] into [V·B, D] with repeated labels (row r = view r / B of sample r % B).
@@ -425,80 +804,86 @@ pub(crate) fn check_inputs<T: GpuFloat>(x: &ArrayView2<'_, T>, labels: &ArrayVie
     Ok(())
 }
 
-/// Rows per tile (the CPU driver's `tile_rows`).
+/// Rows per tile: the config's `tile`, or at 0 as many rows as fit [`TILE_ELEMS`] entries.
 pub(crate) fn tile_rows(tile: usize, n: usize) -> usize {
-    let t = if tile == 0 { if n.saturating_mul(n) <= DENSE_MAX { n } else { TILE_ELEMS / n.max(1) } } else { tile };
+    let t = if tile == 0 { TILE_ELEMS / n.max(1) } else { tile };
     t.clamp(1, n.max(1))
 }
 
-/// (positive pairs, negative pairs) of a self-referenced batch, from the labels alone.
-fn pair_counts(labels: &[i64]) -> (u64, u64) {
-    let mut freq: HashMap<i64, u64> = HashMap::new();
-    for &l in labels {
-        *freq.entry(l).or_default() += 1;
-    }
-    let r = labels.len() as u64;
-    let (mut pos, mut neg) = (0, 0);
-    for l in labels {
-        let same = freq.get(l).copied().unwrap_or(0);
-        pos += same - 1;
-        neg += r - same;
-    }
-    (pos, neg)
+/// Bytes of the workspace [`run_on`] carves out on an executor with one (every buffer rounded up to [`ALIGN`]).
+pub(crate) fn workspace_bytes(spec: &PairSpec, n: usize, d: usize, grad: bool) -> usize {
+    let t = tile_rows(spec.tile, n);
+    let euclid = spec.distance != Distance::Cosine;
+    let sizes = [
+        4 * n * d,                              // Ĥ
+        4 * n,                                  // norms
+        4 * n,                                  // squared norms
+        4 * t * n,                              // similarity / coefficient tile
+        16 * n,                                 // tallies
+        16 * n,                                 // counts
+        8 * SUMS,                               // sums
+        8 * n,                                  // uploaded labels
+        if grad { 4 * n * d } else { 0 },       // dĤ
+        if grad && euclid { 4 * n } else { 0 }, // column sums
+    ];
+    sizes.iter().map(|&s| s.max(1).div_ceil(ALIGN) * ALIGN).sum()
 }
 
-/// The whole pair loss on an executor (inputs already checked).
-pub(crate) fn run<E: Exec, T: GpuFloat>(
-    ex: &E,
-    spec: &PairSpec,
-    x: ArrayView2<'_, T>,
-    labels: ArrayView1<'_, i64>,
-    grad: bool,
-) -> Result<PairOutput<T>> {
-    let (n, d) = x.dim();
-    let labels: Vec<i64> = labels.iter().copied().collect();
-    let zero = || PairOutput {
-        value: 0.0,
-        per_sample: Array1::zeros(n),
-        grad: grad.then(|| Array2::from_elem((n, d), T::from_f32(0.0))),
-    };
-    let (pos, neg) = pair_counts(&labels);
-    let at_most_one = pos <= 1 && neg <= 1;
-    let zero_by_counts = match spec.kind {
-        Kind::MultiSimilarity { epsilon, skip, .. } => {
-            !skip && (at_most_one || (epsilon.is_some() && (pos == 0 || neg == 0)))
-        }
-        Kind::Contrastive { .. } => at_most_one,
-        Kind::SupCon { .. } => at_most_one || pos == 0 || neg == 0,
-    };
-    if zero_by_counts {
-        return Ok(zero());
-    }
+/// The buffers of one call on an executor: embeddings (raw T, row-major [n, d]) and labels (i64 [n]) in, per-anchor
+/// values (f32 [n]) and gradient (raw T [n, d]) out, both zeroed by the caller.
+pub(crate) struct PairIo<'a, B> {
+    pub x: &'a B,
+    pub labels: &'a B,
+    pub n: usize,
+    pub d: usize,
+    pub per_sample: &'a B,
+    pub grad: Option<&'a B>,
+}
+
+/// The whole pair loss on an executor; returns the value. The zero rules of the CPU driver (no pairs, a single
+/// pair, ...) are applied after the passes, from pair counts taken on the device, so that nothing waits for the host
+/// before the similarity passes.
+pub(crate) fn run_on<E: Exec, T: GpuFloat>(ex: &E, spec: &PairSpec, io: PairIo<'_, E::Buf>) -> Result<f64> {
+    let PairIo { x: xs, labels: lab, n, d, per_sample: rowloss, grad: gout } = io;
+    let grad = gout.is_some();
     let normalize = spec.distance != Distance::EuclideanUnnormalized;
     let euclid = spec.distance != Distance::Cosine;
     let block = ex.block();
     let (ni, di) = (n as i32, d as i32);
 
-    let xs = ex.upload(&elem_bytes(x.iter().copied()))?;
-    let lab = ex.upload(&i64_bytes(&labels))?;
-    let h = ex.alloc(4 * n * d)?;
-    let norms = ex.alloc(4 * n)?;
-    let sq = ex.alloc(4 * n)?;
+    let h = ex.scratch(4 * n * d)?;
+    let norms = ex.scratch(4 * n)?;
+    let sq = ex.scratch(4 * n)?;
     ex.launch(
         "pairwise",
         &format!("pw_normalize_{}", T::NAME),
         n as u32,
         block,
-        &[Some(&xs), Some(&h), Some(&norms), Some(&sq)],
+        &[Some(xs), Some(&h), Some(&norms), Some(&sq)],
         [NORM_EPS, 0., 0., 0., 0., 0., 0., 0.],
         [ni, di, i32::from(normalize), 0, 0, 0, 0, 0],
     )?;
 
     let t = tile_rows(spec.tile, n);
     let tiles: Vec<(usize, usize)> = (0..n).step_by(t).map(|r0| (r0, (r0 + t).min(n))).collect();
-    let s = ex.alloc(4 * t * n)?;
-    let rowloss = ex.alloc(4 * n)?;
-    let tally = ex.alloc(16 * n)?;
+    let s = ex.scratch(4 * t * n)?;
+    let tally = ex.scratch(16 * n)?;
+    let counts = ex.scratch(16 * n)?;
+    let sums = ex.scratch(8 * SUMS)?;
+    let reduce = |table: &E::Buf, at: i32| {
+        ex.launch("pairwise", "pw_reduce", 1, block, &[Some(table), Some(&sums)], [0.0; 8], [ni, at, 0, 0, 0, 0, 0, 0])
+    };
+    ex.launch(
+        "pairwise",
+        "pw_label_counts",
+        n as u32,
+        block,
+        &[Some(lab), Some(&norms), Some(&counts)],
+        [0.0; 8],
+        [ni, 0, 0, 0, 0, 0, 0, 0],
+    )?;
+    reduce(&counts, 8)?;
+
     let sim = |r0: usize, r1: usize| {
         let g = Gemm { ta: false, tb: true, m: r1 - r0, n, k: d, alpha: 1.0, lda: d, ldb: d, beta: 0.0, ldc: n };
         ex.gemm(g, (&h, r0 * d), (&h, 0), (&s, 0))
@@ -506,11 +891,9 @@ pub(crate) fn run<E: Exec, T: GpuFloat>(
     let row_ints = |r0: usize, r1: usize, g: bool, extra: [i32; 3]| {
         [r0 as i32, (r1 - r0) as i32, ni, i32::from(euclid), i32::from(g), extra[0], extra[1], extra[2]]
     };
-    let row_bufs = [Some(&s), Some(&lab), Some(&sq), Some(&rowloss), Some(&tally)];
+    let row_bufs = [Some(&s), Some(lab), Some(&sq), Some(rowloss), Some(&tally), Some(&sums)];
 
     let mean = spec.reduction == Reduction::Mean;
-    // Contrastive under Mean: the numbers of non-zero terms of each side, over the whole batch, before any gradient.
-    let mut stats = [0.0_f64; 2];
     let (kernel, floats, extra) = match spec.kind {
         Kind::MultiSimilarity { alpha, beta, base, epsilon, skip } => (
             "pw_multi_similarity",
@@ -518,34 +901,18 @@ pub(crate) fn run<E: Exec, T: GpuFloat>(
             [i32::from(epsilon.is_some()), i32::from(skip), 0],
         ),
         Kind::Contrastive { pos_margin, neg_margin } => {
-            let (mut sp, mut sn) = (1.0_f32, 1.0_f32);
             if mean {
+                // The numbers of non-zero terms of each side, over the whole batch, before any gradient: summed on
+                // the device into sums[4..6], which pw_contrastive reads (i5 = 1).
                 for &(r0, r1) in &tiles {
                     sim(r0, r1)?;
                     let f = [pos_margin, neg_margin, 0., 0., 0., 0., 0., 0.];
-                    ex.launch(
-                        "pairwise",
-                        "pw_contrastive_stats",
-                        (r1 - r0) as u32,
-                        block,
-                        &row_bufs,
-                        f,
-                        row_ints(r0, r1, false, [0; 3]),
-                    )?;
+                    let ints = row_ints(r0, r1, false, [0; 3]);
+                    ex.launch("pairwise", "pw_contrastive_stats", (r1 - r0) as u32, block, &row_bufs, f, ints)?;
                 }
-                let tl = f32_from(&ex.download(&tally)?);
-                for i in 0..n {
-                    stats[0] += f64::from(tl[4 * i]);
-                    stats[1] += f64::from(tl[4 * i + 1]);
-                }
-                if stats[0] > 0.0 {
-                    sp = (1.0 / stats[0]) as f32;
-                }
-                if stats[1] > 0.0 {
-                    sn = (1.0 / stats[1]) as f32;
-                }
+                reduce(&tally, 4)?;
             }
-            ("pw_contrastive", [pos_margin, neg_margin, sp, sn, 0., 0., 0., 0.], [0; 3])
+            ("pw_contrastive", [pos_margin, neg_margin, 1., 1., 0., 0., 0., 0.], [i32::from(mean), 0, 0])
         }
         Kind::SupCon { inv_temperature } => ("pw_supcon", [inv_temperature, 0., 0., 0., 0., 0., 0., 0.], [0; 3]),
     };
@@ -576,17 +943,28 @@ pub(crate) fn run<E: Exec, T: GpuFloat>(
             ex.gemm(g2, (&s, 0), (&h, r0 * d), (g, 0))?;
         }
     }
+    reduce(&tally, 0)?;
 
-    let per_sample = f32_from(&ex.download(&rowloss)?);
-    let tl = f32_from(&ex.download(&tally)?);
-    let mut sums = [0.0_f64; 3];
-    for i in 0..n {
-        for (k, s) in sums.iter_mut().enumerate() {
-            *s += f64::from(tl[4 * i + k]);
-        }
+    // The one host round trip: the batch-wide sums.
+    let all = f64_from(&ex.download(&sums)?);
+    let sums = [all[0], all[1], all[2]];
+    let stats = [all[4], all[5]];
+    let (pos, neg, norm_sum) = (all[8], all[9], all[10]);
+    if !norm_sum.is_finite() {
+        return Err(non_finite_input::<E, T>(ex, xs, &norms, n, d));
     }
+    // The CPU driver's zero rules from the pair counts (PML's: no pairs of a needed kind, or at most one of each).
+    let at_most_one = pos <= 1.0 && neg <= 1.0;
+    let zero_by_counts = match spec.kind {
+        Kind::MultiSimilarity { epsilon, skip, .. } => {
+            !skip && (at_most_one || (epsilon.is_some() && (pos == 0.0 || neg == 0.0)))
+        }
+        Kind::Contrastive { .. } => at_most_one,
+        Kind::SupCon { .. } => at_most_one || pos == 0.0 || neg == 0.0,
+    };
     // The reduction (each kernel's `finish`): (value, gradient scale), or None for a loss that is zero by rule.
     let finish: Option<(f64, f64)> = match spec.kind {
+        _ if zero_by_counts => None,
         Kind::MultiSimilarity { epsilon, skip, .. } => {
             if epsilon.is_some() && !skip && sums[1] <= 1.0 && sums[2] <= 1.0 {
                 None
@@ -614,29 +992,70 @@ pub(crate) fn run<E: Exec, T: GpuFloat>(
             }
         }
     };
-    let Some((value, scale)) = finish else { return Ok(zero()) };
-    let grad_out = match &gbuf {
-        None => None,
-        Some(g) => {
-            let elem = if T::NAME == "f32" { 4 } else { 2 };
-            let out = ex.alloc(elem * n * d)?;
-            ex.launch(
-                "pairwise",
-                &format!("pw_finish_{}", T::NAME),
-                n as u32,
-                block,
-                &[Some(g), Some(&h), Some(&norms), Some(&tally), col.as_ref(), Some(&out)],
-                [scale as f32, NORM_EPS, 0., 0., 0., 0., 0., 0.],
-                [ni, di, i32::from(normalize), i32::from(euclid), 0, 0, 0, 0],
-            )?;
-            let v = elems_from::<T>(&ex.download(&out)?);
-            Some(
-                Array2::from_shape_vec((n, d), v)
-                    .map_err(|e| Error::Input { what: format!("internal shape error: {e}") })?,
-            )
-        }
+    let Some((value, scale)) = finish else {
+        // Zero by rule: zero per-anchor values; the caller's gradient buffer is zero already.
+        ex.zero(rowloss)?;
+        return Ok(0.0);
     };
-    Ok(PairOutput { value, per_sample: Array1::from_vec(per_sample), grad: grad_out })
+    if let (Some(g), Some(out)) = (&gbuf, gout) {
+        ex.launch(
+            "pairwise",
+            &format!("pw_finish_{}", T::NAME),
+            n as u32,
+            block,
+            &[Some(g), Some(&h), Some(&norms), Some(&tally), col.as_ref(), Some(out)],
+            [scale as f32, NORM_EPS, 0., 0., 0., 0., 0., 0.],
+            [ni, di, i32::from(normalize), i32::from(euclid), 0, 0, 0, 0],
+        )?;
+    }
+    Ok(value)
+}
+
+/// The error for embeddings with a non-finite row norm: the CPU's [`Error::NonFinite`] at the first non-finite
+/// element (found by downloading the embeddings, on this error path only), or [`Error::Input`] when every element is
+/// finite but a row's norm overflows f32.
+fn non_finite_input<E: Exec, T: GpuFloat>(ex: &E, xs: &E::Buf, norms: &E::Buf, n: usize, d: usize) -> Error {
+    let found = ex.download(xs).map(|b| {
+        let v = elems_from::<T>(&b);
+        v.iter().take(n * d).position(|x| !x.to_f32().is_finite()).map(|i| (i, f64::from(v[i].to_f32())))
+    });
+    match found {
+        Err(e) => e,
+        Ok(Some((index, value))) => Error::NonFinite { arg: "embeddings", index, value },
+        Ok(None) => {
+            let row = ex.download(norms).ok().and_then(|b| f32_from(&b).iter().position(|v| !v.is_finite()));
+            Error::Input { what: format!("embeddings: the norm of row {} overflows f32", row.map_or(-1, |r| r as i64)) }
+        }
+    }
+}
+
+/// The whole pair loss of host arrays on an executor (inputs already checked): upload, [`run_on`], download.
+#[cfg(test)]
+pub(crate) fn run<E: Exec, T: GpuFloat>(
+    ex: &E,
+    spec: &PairSpec,
+    x: ArrayView2<'_, T>,
+    labels: ArrayView1<'_, i64>,
+    grad: bool,
+) -> Result<PairOutput<T>> {
+    let (n, d) = x.dim();
+    let labels: Vec<i64> = labels.iter().copied().collect();
+    let xs = ex.upload(&elem_bytes(x.iter().copied()))?;
+    let lab = ex.upload(&i64_bytes(&labels))?;
+    let elem = std::mem::size_of::<T>();
+    let per_sample = ex.alloc(4 * n)?;
+    let g = if grad { Some(ex.alloc(elem * n * d)?) } else { None };
+    let io = PairIo { x: &xs, labels: &lab, n, d, per_sample: &per_sample, grad: g.as_ref() };
+    let value = run_on::<E, T>(ex, spec, io)?;
+    let per_sample = Array1::from_vec(f32_from(&ex.download(&per_sample)?));
+    let grad = match &g {
+        None => None,
+        Some(g) => Some(
+            Array2::from_shape_vec((n, d), elems_from::<T>(&ex.download(g)?))
+                .map_err(|e| Error::Input { what: format!("internal shape error: {e}") })?,
+        ),
+    };
+    Ok(PairOutput { value, per_sample, grad })
 }
 
 /// The CPU emulation of the kernel files (tests/emu/generic.cpp), for the unit tests of this module and of `knn`.
@@ -644,6 +1063,7 @@ pub(crate) fn run<E: Exec, T: GpuFloat>(
 pub(crate) mod emu {
     use super::*;
     use std::cell::RefCell;
+    use std::collections::HashMap;
     use std::path::{Path, PathBuf};
     use std::process::Command;
     use std::sync::OnceLock;
@@ -724,6 +1144,10 @@ pub(crate) mod emu {
         }
         fn alloc(&self, bytes: usize) -> Result<Self::Buf> {
             Ok(RefCell::new(vec![0; bytes]))
+        }
+        fn zero(&self, buf: &Self::Buf) -> Result<()> {
+            buf.borrow_mut().fill(0);
+            Ok(())
         }
         fn upload(&self, bytes: &[u8]) -> Result<Self::Buf> {
             Ok(RefCell::new(bytes.to_vec()))
@@ -921,8 +1345,16 @@ mod tests {
         assert!(matches!(MultiSimilarity::new().alpha(0.0).pair_spec(), Err(Error::Parameter { name: "alpha", .. })));
         assert!(matches!(SupCon::new().temperature(-1.0).pair_spec(), Err(Error::Parameter { .. })));
         assert_eq!(tile_rows(0, 10), 10);
-        assert_eq!(tile_rows(0, 1 << 13), 512);
+        assert_eq!(tile_rows(0, 1 << 13), 2048);
+        assert_eq!(tile_rows(0, 4096), 4096);
         assert_eq!(tile_rows(3, 10), 3);
+        assert!(matches!(device_rows(0, 3), Err(Error::Empty { .. })));
+        assert!(matches!(device_rows(12, 0), Err(Error::Shape { .. })));
+        assert!(matches!(device_rows(12, 5), Err(Error::Shape { .. })));
+        assert_eq!(device_rows(12, 4).unwrap(), 3);
+        // The default tile keeps the workspace O(N · tile): 64 MiB of tile + 2 × 16 MiB at N = 8192, D = 512.
+        let ws = workspace_bytes(&MultiSimilarity::new().pair_spec().unwrap(), 8192, 512, true);
+        assert!(ws < 100 << 20, "{ws}");
     }
 
     #[test]

@@ -28,11 +28,12 @@ extern "C" __global__ void knn_select(const LkArgs a) {
     const int q = a.i[0] + r;
     const int j0 = a.i[2], nb = a.i[3], kk = a.i[4];
     const long long m = a.i[5];
-    const float* g = (const float*)a.p[0];
+    // Distinct buffers (__restrict__): lets the compiler keep several tile loads in flight across the list updates.
+    const float* __restrict__ g = (const float*)a.p[0];
     const float qn = ((const float*)a.p[1])[q];
-    const float* bn = (const float*)a.p[2];
-    float* vals = (float*)a.p[3];
-    int* idx = (int*)a.p[4];
+    const float* __restrict__ bn = (const float*)a.p[2];
+    float* __restrict__ vals = (float*)a.p[3];
+    int* __restrict__ idx = (int*)a.p[4];
     const int self = a.p[5] ? ((const int*)a.p[5])[q] : -1;
     float thr = vals[(long long)(kk - 1) * m + q];
     for (int jj = 0; jj < nb; ++jj) {

@@ -1,18 +1,22 @@
 // Pairwise metric-learning losses on similarity tiles (losskit_losses::{MultiSimilarity, Contrastive, SupCon}).
 //
-// The host (src/pairwise.rs) L2-normalises the embeddings (pw_normalize_*), then, for each tile of rows r0..r0+t,
-// lets cuBLAS write the similarity tile S = H[r0..r0+t] · Hᵀ (t × B, row-major) into one workspace, runs one kernel
-// over the tile (one block per anchor row) that turns S into the coefficient tile dL/dS in place (plus the row's loss
-// and tallies), and lets two GEMMs accumulate dH += dS·H and dH += dSᵀ·H[r0..r0+t]. For the Euclidean distance the
-// tile kernel reads v = sqrt(max(‖hᵢ‖² + ‖hⱼ‖² − 2·sᵢⱼ, 0)) and writes −wᵢⱼ = −(dL/dv)/v (0 at v = 0, as
-// torch.cdist), keeping Σⱼ wᵢⱼ per row; pw_colsum adds the column sums Σᵢ wᵢⱼ; pw_finish_* adds those diagonal
-// terms, applies the reduction's scale and the normalisation's backward pass. The contrastive loss under Mean first
-// needs the numbers of non-zero terms of the whole batch: pw_contrastive_stats runs over every tile before.
+// The host (src/pairwise.rs) L2-normalises the embeddings (pw_normalize_*), counts each row's same-label and
+// other-label columns (pw_label_counts, for the zero rules), then, for each tile of rows r0..r0+t, lets cuBLAS write
+// the similarity tile S = H[r0..r0+t] · Hᵀ (t × B, row-major) into one workspace, runs one kernel over the tile (one
+// block per anchor row) that turns S into the coefficient tile dL/dS in place (plus the row's loss and tallies), and
+// lets two GEMMs accumulate dH += dS·H and dH += dSᵀ·H[r0..r0+t]. For the Euclidean distance the tile kernel reads
+// v = sqrt(max(‖hᵢ‖² + ‖hⱼ‖² − 2·sᵢⱼ, 0)) and writes −wᵢⱼ = −(dL/dv)/v (0 at v = 0, as torch.cdist), keeping Σⱼ wᵢⱼ
+// per row; pw_colsum adds the column sums Σᵢ wᵢⱼ; pw_finish_* adds those diagonal terms, applies the reduction's scale
+// and the normalisation's backward pass. pw_reduce sums per-row tables in f64 into one small buffer, the host's only
+// download (value, scale, zero rules, input check). The contrastive loss under Mean first needs the numbers of
+// non-zero terms of the whole batch: pw_contrastive_stats runs over every tile before, pw_reduce sums them, and
+// pw_contrastive reads the scales from the device.
 // This is the math of losskit_losses::embedding::driver (its tiled mode) and the three PairKernel implementations.
 //
 // Every kernel takes one LkArgs by value: device pointers p[], floats f[] and ints i[] (what each holds is listed
-// above each kernel). All arithmetic is f32; 16-bit inputs travel as raw `unsigned short` bits. Reductions use a fixed
-// shared-memory tree, so results are bitwise reproducible. blockDim.x must be a power of two, at most 1024.
+// above each kernel). All arithmetic is f32 (pw_reduce: f64); 16-bit inputs travel as raw `unsigned short` bits.
+// Reductions run in a fixed order (warp butterflies, shared-memory trees), so results are bitwise reproducible.
+// blockDim.x must be a power of two, from 32 to 1024.
 
 struct LkArgs {
     unsigned long long p[8];
@@ -60,32 +64,43 @@ struct PwF16 {
     static __device__ __forceinline__ unsigned short store(float f) { return pw_f2h(f); }
 };
 
-// Block-wide reductions through shared memory in a fixed tree; every thread gets the result.
-__device__ __forceinline__ float pw_block_sum(float v, float* sh) {
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (int w = blockDim.x >> 1; w > 0; w >>= 1) {
-        if ((int)threadIdx.x < w) {
-            sh[threadIdx.x] += sh[threadIdx.x + w];
-        }
-        __syncthreads();
+// Block-wide reductions: a butterfly over each warp (__shfl_xor_sync; every lane ends with the same value, since each
+// step adds the same two operands on both lanes), the warps' partials through shared memory, then the same butterfly
+// over the partials in every warp. A fixed order, so results are bitwise reproducible; two barriers per reduction.
+// blockDim.x must be a multiple of 32. `sh` needs blockDim.x / 32 floats.
+__device__ __forceinline__ float pw_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
     }
-    const float r = sh[0];
+    return v;
+}
+__device__ __forceinline__ float pw_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) {
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    }
+    return v;
+}
+__device__ __forceinline__ float pw_block_sum(float v, float* sh) {
+    v = pw_warp_sum(v);
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    if (lane == 0) {
+        sh[threadIdx.x >> 5] = v;
+    }
     __syncthreads();
-    return r;
+    v = pw_warp_sum(lane < nw ? sh[lane] : 0.0f);
+    __syncthreads();
+    return v;
 }
 __device__ __forceinline__ float pw_block_max(float v, float* sh) {
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (int w = blockDim.x >> 1; w > 0; w >>= 1) {
-        if ((int)threadIdx.x < w) {
-            sh[threadIdx.x] = fmaxf(sh[threadIdx.x], sh[threadIdx.x + w]);
-        }
-        __syncthreads();
+    v = pw_warp_max(v);
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    if (lane == 0) {
+        sh[threadIdx.x >> 5] = v;
     }
-    const float r = sh[0];
     __syncthreads();
-    return r;
+    v = pw_warp_max(lane < nw ? sh[lane] : PW_NEG_INF);
+    __syncthreads();
+    return v;
 }
 __device__ __forceinline__ float pw_block_min(float v, float* sh) {
     return -pw_block_max(-v, sh);
@@ -95,7 +110,7 @@ __device__ __forceinline__ float pw_block_min(float v, float* sh) {
 // i0 n, i1 d, i2 normalise (else copy). f0 eps (1e-12: F.normalize's max(‖x‖, eps)).
 template <class T>
 __device__ __forceinline__ void pw_normalize(const LkArgs& a) {
-    __shared__ float sh[1024];
+    __shared__ float sh[32];
     const typename T::raw* x = (const typename T::raw*)a.p[0];
     float* h = (float*)a.p[1];
     float* norms = (float*)a.p[2];
@@ -197,7 +212,7 @@ __device__ __forceinline__ void pw_row_out(const LkArgs& a, float loss, float t0
 // Multi-similarity (PairKernel of embedding/multi_similarity.rs). f0 α, f1 β, f2 λ, f3 ε; i5 miner, i6 skip_anchors.
 // Tallies: [ℓᵢ, |Pᵢ| kept, |Nᵢ| kept].
 extern "C" __global__ void pw_multi_similarity(const LkArgs a) {
-    __shared__ float sh[1024];
+    __shared__ float sh[32];
     PwRow r;
     if (!pw_row_setup(a, r)) {
         return;
@@ -289,7 +304,7 @@ extern "C" __global__ void pw_multi_similarity(const LkArgs a) {
 // Contrastive statistics: the numbers of positive terms σ(m⁺ − v) > 0 and negative terms σ(v − m⁻) > 0 of each row,
 // written as tallies [#ℓ⁺ > 0, #ℓ⁻ > 0]. f0 m⁺, f1 m⁻.
 extern "C" __global__ void pw_contrastive_stats(const LkArgs a) {
-    __shared__ float sh[1024];
+    __shared__ float sh[32];
     PwRow r;
     if (!pw_row_setup(a, r)) {
         return;
@@ -310,15 +325,23 @@ extern "C" __global__ void pw_contrastive_stats(const LkArgs a) {
     pw_row_out(a, 0.0f, cp, cn, 0.0f, 0.0f);
 }
 
-// Contrastive (embedding/contrastive.rs). f0 m⁺, f1 m⁻, f2 positive-side gradient scale (1/#ℓ⁺>0 under Mean, else 1),
-// f3 negative-side scale. Tallies: [Σ ℓ⁺, Σ ℓ⁻].
+// Contrastive (embedding/contrastive.rs). f0 m⁺, f1 m⁻, f2 positive-side gradient scale, f3 negative-side scale;
+// i5 = 1 (Mean): the scales are 1/#ℓ⁺>0 and 1/#ℓ⁻>0 of the whole batch instead (1 when the count is 0), read from
+// p5 = the f64 sums of pw_reduce over the statistics tallies (at p5[4], p5[5]), so no host round trip is needed.
+// Tallies: [Σ ℓ⁺, Σ ℓ⁻].
 extern "C" __global__ void pw_contrastive(const LkArgs a) {
-    __shared__ float sh[1024];
+    __shared__ float sh[32];
     PwRow r;
     if (!pw_row_setup(a, r)) {
         return;
     }
-    const float pm = a.f[0], nm = a.f[1], sp = a.f[2], sn = a.f[3], sg = r.sign;
+    const float pm = a.f[0], nm = a.f[1], sg = r.sign;
+    float sp = a.f[2], sn = a.f[3];
+    if (a.i[5]) {
+        const double* st = (const double*)a.p[5];
+        sp = st[4] > 0.0 ? (float)(1.0 / st[4]) : 1.0f;
+        sn = st[5] > 0.0 ? (float)(1.0 / st[5]) : 1.0f;
+    }
     float lp = 0.0f, ln = 0.0f, wsum = 0.0f;
     for (int j = threadIdx.x; j < r.b; j += blockDim.x) {
         const float v = pw_value(r.s, r.sq, r.sq_i, r.euclid, j);
@@ -353,7 +376,7 @@ extern "C" __global__ void pw_contrastive(const LkArgs a) {
 // and the positives, one for the gradient: the whole row is in the tile, so the row-global LSE needs no second tile
 // pass.
 extern "C" __global__ void pw_supcon(const LkArgs a) {
-    __shared__ float sh[1024];
+    __shared__ float sh[32];
     PwRow r;
     if (!pw_row_setup(a, r)) {
         return;
@@ -411,6 +434,58 @@ extern "C" __global__ void pw_supcon(const LkArgs a) {
     pw_row_out(a, loss, loss, loss > 0.0f ? 1.0f : 0.0f, 0.0f, wsum);
 }
 
+// Per-row pair counts and the row norm, for the host's zero rules and input check: p0 labels i64 [n], p1 norms f32
+// [n], p2 out f32 [n, 4] = [#{j ≠ i: yⱼ = yᵢ}, #{j: yⱼ ≠ yᵢ}, ‖xᵢ‖, 0]; i0 n. One block per row.
+extern "C" __global__ void pw_label_counts(const LkArgs a) {
+    __shared__ float sh[32];
+    const int n = a.i[0];
+    const int i = blockIdx.x;
+    if (i >= n) {
+        return;
+    }
+    const long long* labels = (const long long*)a.p[0];
+    const long long li = labels[i];
+    float same = 0.0f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        same += (labels[j] == li && j != i) ? 1.0f : 0.0f;
+    }
+    same = pw_block_sum(same, sh);
+    if (threadIdx.x == 0) {
+        float* out = (float*)a.p[2] + 4LL * i;
+        out[0] = same;
+        out[1] = (float)(n - 1) - same;
+        out[2] = ((const float*)a.p[1])[i];
+        out[3] = 0.0f;
+    }
+}
+
+// Column sums in f64 of a per-row table f32 [n, 4] (tallies or counts): p0 table, p1 out f64 [16], written at
+// p1[i1 .. i1 + 4]; i0 n. One block; each thread sums a strided set of rows in order, then a fixed shared-memory tree.
+extern "C" __global__ void pw_reduce(const LkArgs a) {
+    __shared__ double sh[1024];
+    const int n = a.i[0];
+    const float* t = (const float*)a.p[0];
+    double* out = (double*)a.p[1] + a.i[1];
+    for (int c = 0; c < 4; ++c) {
+        double acc = 0.0;
+        for (int r = threadIdx.x; r < n; r += blockDim.x) {
+            acc += (double)t[4LL * r + c];
+        }
+        sh[threadIdx.x] = acc;
+        __syncthreads();
+        for (int w = blockDim.x >> 1; w > 0; w >>= 1) {
+            if ((int)threadIdx.x < w) {
+                sh[threadIdx.x] += sh[threadIdx.x + w];
+            }
+            __syncthreads();
+        }
+        if (threadIdx.x == 0) {
+            out[c] = sh[0];
+        }
+        __syncthreads();
+    }
+}
+
 // Column sums of a coefficient tile (Euclidean only): col[j] += Σᵢ wᵢⱼ = −Σᵢ tileᵢⱼ, rows summed in order.
 // p0 tile [t, B], p1 col f32 [B]; i1 t, i2 B. One thread per column.
 extern "C" __global__ void pw_colsum(const LkArgs a) {
@@ -433,7 +508,7 @@ extern "C" __global__ void pw_colsum(const LkArgs a) {
 // p5 out raw [n, d]; i0 n, i1 d, i2 normalise, i3 euclid; f0 scale, f1 eps.
 template <class T>
 __device__ __forceinline__ void pw_finish(const LkArgs& a) {
-    __shared__ float sh[1024];
+    __shared__ float sh[32];
     const int d = a.i[1];
     const long long row = blockIdx.x;
     if (row >= a.i[0]) {
