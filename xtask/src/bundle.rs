@@ -1,5 +1,7 @@
-//! `cargo xtask gpu-bundle`: builds the CUDA crate's test and bench executables into `gpu-bundle/` (git-ignored)
-//! with a `run.sh` that runs them on a GPU machine and writes `report.md` (and copies it into `$OUT` when set).
+//! `cargo xtask gpu-bundle`: builds the CUDA crate's test and bench executables, the facade's GPU-training test
+//! (`test-gpu_train`) and the `losskit` CLI built with `--features cuda` into `gpu-bundle/` (git-ignored) with a
+//! `run.sh` that runs them on a GPU machine (among others `losskit arena --device cuda` beside `--device cpu`) and
+//! writes `report.md` (and copies it into `$OUT` when set).
 //!
 //! The executables load `libcuda` and `libnvrtc` at run time, so the bundle needs no Rust and no CUDA toolkit to be
 //! built; the GPU machine supplies the driver and NVRTC (its CUDA toolkit, or the wheel that PyTorch pulls in).
@@ -68,6 +70,26 @@ pub fn run(args: &[String]) -> Result<bool> {
     copy_exe(&bench.path, &bundle.join("pairwise_bench"))?;
     let pml = root.join("crates/losskit-cuda/examples/pairwise_torch.py");
     std::fs::copy(&pml, bundle.join("pairwise_torch.py")).with_context(|| format!("copying {}", pml.display()))?;
+
+    // The facade's GPU-training tests (crates/losskit/tests/gpu_train.rs, feature cuda).
+    let mut cmd = util::cargo();
+    cmd.args(["test", "-p", "losskit", "--release", "--features", "cuda", "--no-run"]);
+    let (ok, artifacts) = util::build_artifacts(&mut cmd)?;
+    let train = artifacts.iter().find(|a| a.test && a.kind == "test" && a.target == "gpu_train").filter(|_| ok);
+    let Some(train) = train else { bail!("building the losskit gpu_train test failed") };
+    copy_exe(&train.path, &bundle.join("test-gpu_train"))?;
+
+    // The CLI with CUDA, for `losskit arena --device cuda` (fully stripped: only its size matters here).
+    let mut cmd = util::cargo();
+    cmd.args(["build", "-p", "losskit-cli", "--release", "--features", "cuda", "--bin", "losskit"]);
+    let (ok, artifacts) = util::build_artifacts(&mut cmd)?;
+    let cli = artifacts.iter().find(|a| a.target == "losskit" && a.kind == "bin").filter(|_| ok);
+    let Some(cli) = cli else { bail!("building the losskit CLI with --features cuda failed") };
+    let to = bundle.join("losskit");
+    std::fs::copy(&cli.path, &to).with_context(|| format!("copying {} to {}", cli.path.display(), to.display()))?;
+    let _ = Command::new("strip").arg("--strip-all").arg(&to).status();
+    make_executable(&to)?;
+
     let run_sh = bundle.join("run.sh");
     std::fs::write(&run_sh, RUN_SH)?;
     make_executable(&run_sh)?;

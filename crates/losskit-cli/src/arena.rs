@@ -4,7 +4,7 @@
 //! Parse → build an [`ArenaConfig`] (dataset from `--dataset` or `--data`, runs from `--losses`, `--sampler`,
 //! `--class-weighted`) → [`arena::run`] with a progress bar → print the text table; with `--out DIR` also write
 //! `arena.csv` and `arena.md` (each to a temporary file in DIR, then renamed). All numerics live in
-//! `losskit::models::arena`.
+//! `losskit::models::arena`; with `--device cuda` the trainings run through `losskit::cuda_train` (feature `cuda`).
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -32,8 +32,20 @@ units, Adam with lr=0.01 and weight decay 0.01, batch 64) and is scored on the h
 table shows mean ± sample standard deviation over seeds of accuracy, balanced accuracy, macro-F1
 and the recall of the class rarest in the training set.
 
+Devices (--device):
+  cpu (default): every training step in f64 on the CPU, trainings in parallel
+  cuda: every training step on the first GPU, in f32, one training after another: the training
+    rows, parameters and optimiser state stay on the GPU; the forward and backward products run
+    in cuBLAS, the loss value and logits gradient in losskit's fused loss kernels, the SGD/Adam
+    update in a kernel. Splits, standardisation, sampler, class weights, initial weights and
+    minibatch order are those of the CPU run (same seeds), and scoring the held-out rows runs on
+    the CPU. GPU losses: cross-entropy, focal, generalized-cross-entropy, mae, sum-exponential,
+    comp-sum, ldr-kl, z-loss. Needs a build with `--features cuda`, an NVIDIA driver, and NVRTC
+    and cuBLAS (CUDA 13) on the library path.
+
 Examples:
   losskit arena
+  losskit arena --device cuda --seeds 1
   losskit arena --losses cross-entropy,focal:gamma=1 --sampler random-under --seeds 5 --out results
   losskit arena --data my.csv --label y --epochs 100";
 
@@ -71,19 +83,59 @@ pub struct ArenaArgs {
     /// Also write arena.csv and arena.md into this folder (created if missing)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Where the models train: cpu, or cuda (the first GPU; see Devices below)
+    #[arg(long, value_name = "DEVICE", value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// No progress bar or notes on stderr
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// The values of `--device`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// Every training step on the CPU, in f64.
+    Cpu,
+    /// Every training step on the first CUDA GPU, in f32 (needs a build with `--features cuda`).
+    Cuda,
+}
+
+/// An opened training device.
+enum Opened {
+    Cpu,
+    #[cfg(feature = "cuda")]
+    Cuda(losskit::cuda_train::CudaArena),
+}
+
+/// The message for `--device cuda` in a build without the `cuda` feature.
+#[cfg(not(feature = "cuda"))]
+const NO_CUDA_BUILD: &str = "--device cuda: this losskit was built without CUDA support; rebuild it with \
+                                 `cargo build --release -p losskit-cli --features cuda`";
+
+/// Opens `--device` before any data is read or output written, so that a missing GPU fails at once.
+fn open(device: Device) -> anyhow::Result<Opened> {
+    match device {
+        Device::Cpu => Ok(Opened::Cpu),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => {
+            let gpu = losskit::cuda_train::CudaArena::new(0).context("--device cuda: cannot open GPU 0")?;
+            Ok(Opened::Cuda(gpu))
+        }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => Err(bad(NO_CUDA_BUILD)),
+    }
 }
 
 /// Runs `losskit arena`.
 ///
 /// # Errors
 /// A [`BadInput`] or a library error (exit code 2) for an unreadable or malformed --data file, an unknown dataset,
-/// loss or sampler, bad parameters or a split impossible on the data; an I/O error when writing the outputs.
+/// loss or sampler, bad parameters or a split impossible on the data, `--device cuda` without the `cuda` feature,
+/// without a usable GPU or with a loss the GPU does not train; an I/O error when writing the outputs.
 pub fn run(args: &ArenaArgs) -> anyhow::Result<()> {
+    let device = open(args.device)?;
     let cfg = config(args)?;
-    let report = train(&cfg, args.quiet)?;
+    let report = train(&cfg, args.quiet, &device)?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(report.to_text().as_bytes()).context("writing the table to stdout")?;
     stdout.flush().context("writing the table to stdout")?;
@@ -152,17 +204,32 @@ fn load(path: &Path, label: &str) -> anyhow::Result<datasets::Dataset> {
     Ok(ds)
 }
 
-/// Runs the arena with a progress bar on stderr (hidden with --quiet, and by indicatif when stderr is no terminal).
-fn train(cfg: &ArenaConfig, quiet: bool) -> anyhow::Result<ArenaReport> {
+/// Runs the arena on `device` with a progress bar on stderr (hidden with --quiet, and by indicatif when stderr is no
+/// terminal).
+fn train(cfg: &ArenaConfig, quiet: bool, device: &Opened) -> anyhow::Result<ArenaReport> {
     let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
     if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} trainings, {elapsed}") {
         bar.set_style(style.progress_chars("=> "));
     }
-    bar.set_message(format!("arena on {}", cfg.dataset.name));
-    let report = arena::run(cfg, &mut |done, total| {
+    let mut progress = |done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-    });
+    };
+    let report = match device {
+        Opened::Cpu => {
+            bar.set_message(format!("arena on {}", cfg.dataset.name));
+            arena::run(cfg, &mut progress)
+        }
+        #[cfg(feature = "cuda")]
+        Opened::Cuda(gpu) => {
+            use losskit::models::arena::ArenaBackend;
+            if !quiet {
+                eprintln!("training on {}", gpu.name());
+            }
+            bar.set_message(format!("arena on {} ({})", cfg.dataset.name, gpu.name()));
+            arena::run_on(cfg, gpu, &mut progress)
+        }
+    };
     bar.finish_and_clear();
     report.with_context(|| format!("arena on {}", cfg.dataset.name))
 }
@@ -273,7 +340,7 @@ mod tests {
         let cfg = config(&args).unwrap();
         assert_eq!(cfg.dataset.name, "toy.csv");
         assert_eq!(cfg.dataset.class_names, ["a", "b", "c"]);
-        let report = train(&cfg, true).unwrap();
+        let report = train(&cfg, true, &Opened::Cpu).unwrap();
         write_outputs(&out, &report).unwrap();
         let csv_out = std::fs::read_to_string(out.join("arena.csv")).unwrap();
         assert_eq!(csv_out, report.to_csv());

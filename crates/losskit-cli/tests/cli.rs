@@ -674,3 +674,53 @@ fn a_closed_stdout_pipe_exits_0() {
         assert!(o.stderr.is_empty(), "{args:?}: stderr: {}", stderr(&o));
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// arena --device
+
+/// `--device cuda` in a build without the `cuda` feature, or without a usable GPU, is one line on stderr, exit code 2,
+/// nothing on stdout and no output folder; on a GPU machine (a `cuda` build) the same command trains and writes both
+/// tables.
+#[test]
+fn arena_device_cuda_fails_cleanly_without_the_feature_or_a_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let args =
+        ["arena", "--device", "cuda", "--losses", "cross-entropy", "--seeds", "1", "--epochs", "2", "-q", "--out"];
+    let o = losskit().args(args).arg(&out).output().unwrap();
+    #[cfg(feature = "cuda")]
+    if losskit::cuda::Gpu::new(0).is_ok() {
+        good(&o, "arena --device cuda");
+        assert!(stdout(&o).contains("Trained on cuda:0"), "{}", stdout(&o));
+        assert!(out.join("arena.csv").exists() && out.join("arena.md").exists());
+        return;
+    }
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    #[cfg(not(feature = "cuda"))]
+    assert_eq!(
+        err,
+        "losskit: --device cuda: this losskit was built without CUDA support; rebuild it with \
+         `cargo build --release -p losskit-cli --features cuda`\n"
+    );
+    #[cfg(feature = "cuda")]
+    assert!(err.starts_with("losskit: --device cuda: cannot open GPU 0: device: "), "{err}");
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    assert!(!out.exists(), "no output folder");
+}
+
+#[test]
+fn arena_device_cpu_is_the_default_and_other_devices_are_usage_errors() {
+    let args = ["arena", "--losses", "cross-entropy", "--seeds", "1", "--epochs", "2", "--quiet"];
+    let plain = run(&args);
+    good(&plain, "arena");
+    let cpu = losskit().args(args).args(["--device", "cpu"]).output().unwrap();
+    good(&cpu, "arena --device cpu");
+    assert_eq!(stdout(&plain), stdout(&cpu));
+    assert!(!stdout(&cpu).contains("Trained on"), "the CPU caption is unchanged");
+    let o = run(&["arena", "--device", "tpu"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("'tpu'") && err.contains("cpu, cuda") && err.lines().count() == 1, "{err}");
+}

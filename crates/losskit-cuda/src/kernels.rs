@@ -8,6 +8,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("knn", include_str!("kernels/knn.cu")),
     ("linear_ce", include_str!("kernels/linear_ce.cu")),
     ("anyloss", include_str!("kernels/anyloss.cu")),
+    ("train", include_str!("kernels/train.cu")),
 ];
 
 /// Every kernel file as `(name, CUDA C source)`, so a test can compile each one with NVRTC without a GPU.

@@ -7,16 +7,17 @@
 //! sequential and seeded, so the report is identical whatever the thread count.
 
 use std::fmt::{self, Write as _};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use ndarray::{Array1, Array2, Axis};
 use rayon::prelude::*;
 
-use losskit_losses::DynClassLoss;
+use losskit_losses::{DynClassLoss, Params};
 use losskit_metrics::{ConfusionMatrix, PrfConfig, ZeroDivision};
 use losskit_samplers::Sampler;
 use losskit_tensor::{Error, Result, check};
 
+use crate::backend::TrainBackend;
 use crate::datasets::Dataset;
 use crate::model::{Activation, ModelSpec};
 use crate::optim::{Adam, OptimizerConfig};
@@ -318,6 +319,8 @@ pub struct ArenaReport {
     pub minority: Vec<(String, usize)>,
     /// One row per run, in configuration order.
     pub rows: Vec<RunResult>,
+    /// Where the models trained: `cpu`, or the [`ArenaBackend::name`] of [`run_on`] (`cuda:0 (NVIDIA H100 …)`).
+    pub device: String,
 }
 
 const HEADERS: [&str; 5] = ["run", "accuracy", "balanced accuracy", "macro-F1", "minority recall"];
@@ -335,10 +338,11 @@ impl ArenaReport {
             let per: Vec<String> = self.minority.iter().map(|(c, n)| format!("\"{c}\" ({n})")).collect();
             format!("per seed, classes {}", per.join(", "))
         };
+        let device = if self.device == "cpu" { String::new() } else { format!(" Trained on {}.", self.device) };
         format!(
             "{}: {} train / {} held-out rows per seed (stratified split, features standardised on the training rows); \
              mean ± sample std over {} seed{} ({}). Minority recall = recall of the rarest class in the training \
-             set: {}. Model {}, {}, {} epochs, batch {}.",
+             set: {}. Model {}, {}, {} epochs, batch {}.{device}",
             self.dataset,
             self.n_train,
             self.n_test,
@@ -474,16 +478,36 @@ fn class_count_param(choice: &LossChoice) -> Result<Option<&'static str>> {
     }
 }
 
-/// Builds a run's loss; `counts` (the training split's class counts) fill its class-count parameter, if it has one.
-fn build_loss(choice: &LossChoice, counts: Option<&[usize]>) -> Result<Arc<dyn DynClassLoss>> {
+/// The registry name and parsed parameters of a registered loss choice, with `counts` (the training split's class
+/// counts) filling its class-count parameter ([`CLASS_COUNT_PARAMS`]) when it has one: exactly what the arena builds
+/// the run's CPU loss from, for an [`ArenaBackend`] that builds its own form of the loss. `None` for
+/// [`LossChoice::Custom`].
+///
+/// # Errors
+/// [`Error::UnknownName`] for an unknown loss; the registry's parameter errors.
+pub fn loss_params<'c>(choice: &'c LossChoice, counts: Option<&[usize]>) -> Result<Option<(&'c str, Params)>> {
     match choice {
-        LossChoice::Custom(l) => Ok(Arc::clone(l)),
+        LossChoice::Custom(_) => Ok(None),
         LossChoice::Registered { name, params } => {
             let entry = losskit_losses::registry::find(name)?;
             let mut values = entry.params(params)?;
             if let (Some(p), Some(counts)) = (class_count_param(choice)?, counts) {
                 values.set_vector(p, counts.iter().map(|&n| n.max(1) as f64).collect())?;
             }
+            Ok(Some((name.as_str(), values)))
+        }
+    }
+}
+
+/// Builds a run's loss; `counts` (the training split's class counts) fill its class-count parameter, if it has one.
+fn build_loss(choice: &LossChoice, counts: Option<&[usize]>) -> Result<Arc<dyn DynClassLoss>> {
+    match (choice, loss_params(choice, counts)?) {
+        (LossChoice::Custom(l), _) => Ok(Arc::clone(l)),
+        (LossChoice::Registered { .. }, None) => {
+            Err(Error::Input { what: "a registered loss without parameters".into() })
+        }
+        (LossChoice::Registered { name, .. }, Some((_, values))) => {
+            let entry = losskit_losses::registry::find(name)?;
             let built = (entry.build)(&values)?;
             let class = built.class.ok_or_else(|| Error::Input {
                 what: format!("loss {name:?} has no multiclass form; the arena trains multiclass classifiers"),
@@ -548,11 +572,16 @@ fn train_and_score(
     loss: &dyn DynClassLoss,
     sampler: Option<&dyn Sampler>,
     class_weights: Option<&ClassWeights>,
+    backend: Option<Box<dyn TrainBackend>>,
 ) -> Result<Scores> {
     let trainer = cfg.trainer(seed);
     let c = cfg.dataset.n_classes();
     let mut model = trainer.build_model(cfg.dataset.n_features(), c)?;
-    trainer.fit(model.as_mut(), data.x_train.view(), data.y_train.view(), loss, sampler, class_weights)?;
+    let (x, y) = (data.x_train.view(), data.y_train.view());
+    match backend {
+        None => trainer.fit(model.as_mut(), x, y, loss, sampler, class_weights)?,
+        Some(mut b) => trainer.fit_on(model.as_mut(), x, y, sampler, class_weights, b.as_mut())?,
+    };
     let pred = model.predict(data.x_test.view())?;
     let cm = ConfusionMatrix::from_labels(c, data.y_test.view(), pred.view())?;
     let recall = cm.recall(ZeroDivision::Zero)?;
@@ -565,6 +594,28 @@ fn train_and_score(
     })
 }
 
+/// Where the arena's trainings run, for [`run_on`]: one [`TrainBackend`] per (run, seed).
+///
+/// The CPU arena ([`run`]) needs none; the facade crate `losskit` implements this for CUDA under feature `cuda`.
+pub trait ArenaBackend: Send + Sync {
+    /// The device, for the report's caption (`cuda:0 (NVIDIA H100 80GB HBM3)`).
+    fn name(&self) -> String;
+
+    /// Whether several trainings may run at once (default true); a single GPU says false and the trainings run one
+    /// after another, in configuration order.
+    fn parallel(&self) -> bool {
+        true
+    }
+
+    /// The backend of one training: `loss` is the run's loss and `class_counts` the training split's rows per class
+    /// (see [`loss_params`]). Called for every (run, seed) before any training starts, so that an unsupported loss
+    /// fails at once.
+    ///
+    /// # Errors
+    /// A loss or option the backend cannot run.
+    fn backend(&self, loss: &LossChoice, class_counts: &[usize]) -> Result<Box<dyn TrainBackend>>;
+}
+
 /// Runs the arena: for each seed a stratified split, then every run trained and scored on it.
 ///
 /// `progress(done, total)` is called on the calling thread, once with `done = 0` and after each finished training
@@ -575,6 +626,29 @@ fn train_and_score(
 /// split that is impossible on this data (a class with one row, ...); and any training error, reported for the first
 /// failing (run, seed) in configuration order.
 pub fn run(cfg: &ArenaConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<ArenaReport> {
+    run_impl(cfg, None, progress)
+}
+
+/// [`run`] with every training on `backend` (one [`TrainBackend`] per run and seed): same splits, same
+/// standardisation, same initial weights, sampler output and minibatch order per seed as [`run`]; the held-out
+/// predictions and scores are computed on the CPU from the trained parameters. The report's `device` is
+/// `backend.name()`.
+///
+/// # Errors
+/// As [`run`]; [`ArenaBackend::backend`]'s errors for every (run, seed), before any training starts.
+pub fn run_on(
+    cfg: &ArenaConfig,
+    backend: &dyn ArenaBackend,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ArenaReport> {
+    run_impl(cfg, Some(backend), progress)
+}
+
+fn run_impl(
+    cfg: &ArenaConfig,
+    backend: Option<&dyn ArenaBackend>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ArenaReport> {
     cfg.check()?;
     let samplers: Vec<Option<Arc<dyn Sampler>>> =
         cfg.runs.iter().map(|r| r.sampler.as_ref().map(build_sampler).transpose()).collect::<Result<_>>()?;
@@ -592,35 +666,64 @@ pub fn run(cfg: &ArenaConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<
 
     let n_seeds = cfg.seeds.len();
     let total = cfg.runs.len() * n_seeds;
+    // backends[r · n_seeds + s]: built for every job before any training, so that an unsupported loss fails at once.
+    let backends: Vec<Mutex<Option<Box<dyn TrainBackend>>>> = match backend {
+        None => Vec::new(),
+        Some(b) => (0..total)
+            .map(|job| {
+                let (r, s) = (job / n_seeds, job % n_seeds);
+                let built = b.backend(&cfg.runs[r].loss, &prepared[s].counts)?;
+                built.check()?;
+                Ok(Mutex::new(Some(built)))
+            })
+            .collect::<Result<_>>()?,
+    };
+    let job = |job: usize| {
+        let (r, s) = (job / n_seeds, job % n_seeds);
+        let on = match backends.get(job) {
+            None => None,
+            Some(slot) => Some(
+                slot.lock()
+                    .map_err(|_| Error::Input { what: "arena backend lock poisoned".into() })?
+                    .take()
+                    .ok_or_else(|| Error::Input { what: "arena backend used twice".into() })?,
+            ),
+        };
+        let run = &cfg.runs[r];
+        let (sampler, weights) = (samplers[r].as_deref(), run.class_weights.as_ref());
+        train_and_score(cfg, &prepared[s], cfg.seeds[s], losses[r][s].as_ref(), sampler, weights, on)
+    };
     progress(0, total);
-    let (tx, rx) = mpsc::channel::<()>();
-    let results: Vec<Result<Scores>> = std::thread::scope(|scope| {
-        let worker = scope.spawn(|| {
-            let tx = tx;
-            (0..total)
-                .into_par_iter()
-                .map(|job| {
-                    let (r, s) = (job / n_seeds, job % n_seeds);
-                    let out = train_and_score(
-                        cfg,
-                        &prepared[s],
-                        cfg.seeds[s],
-                        losses[r][s].as_ref(),
-                        samplers[r].as_deref(),
-                        cfg.runs[r].class_weights.as_ref(),
-                    );
-                    let _ = tx.send(()); // the receiver lives until every job is done
-                    out
-                })
-                .collect()
-        });
-        let mut done = 0;
-        for () in rx {
-            done += 1;
-            progress(done, total);
-        }
-        worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    });
+    let results: Vec<Result<Scores>> = if backend.is_some_and(|b| !b.parallel()) {
+        (0..total)
+            .map(|j| {
+                let out = job(j);
+                progress(j + 1, total);
+                out
+            })
+            .collect()
+    } else {
+        let (tx, rx) = mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(|| {
+                let tx = tx;
+                (0..total)
+                    .into_par_iter()
+                    .map(|j| {
+                        let out = job(j);
+                        let _ = tx.send(()); // the receiver lives until every job is done
+                        out
+                    })
+                    .collect()
+            });
+            let mut done = 0;
+            for () in rx {
+                done += 1;
+                progress(done, total);
+            }
+            worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    };
 
     let mut results = results.into_iter();
     let mut rows = Vec::with_capacity(cfg.runs.len());
@@ -640,6 +743,7 @@ pub fn run(cfg: &ArenaConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<
         batch_size: cfg.batch_size,
         minority: prepared.iter().map(|p| (cfg.dataset.class_names[p.minority].clone(), p.minority_count)).collect(),
         rows,
+        device: backend.map_or_else(|| "cpu".to_string(), |b| b.name()),
     })
 }
 
@@ -836,6 +940,60 @@ mod tests {
                 "focal (gamma=2) + balanced weights",
             ]
         );
+    }
+
+    /// An arena backend that runs every training on [`crate::CpuBackend`] with the run's CPU loss (built as the arena
+    /// builds it), optionally one at a time, optionally refusing a loss by name.
+    #[derive(Debug)]
+    struct CpuArena {
+        parallel: bool,
+        refuse: Option<&'static str>,
+    }
+
+    impl ArenaBackend for CpuArena {
+        fn name(&self) -> String {
+            "test-device".into()
+        }
+        fn parallel(&self) -> bool {
+            self.parallel
+        }
+        fn backend(&self, loss: &LossChoice, class_counts: &[usize]) -> Result<Box<dyn TrainBackend>> {
+            if let (Some(refused), Some((name, _))) = (self.refuse, loss_params(loss, Some(class_counts))?)
+                && name == refused
+            {
+                return Err(Error::Input { what: format!("loss {name:?} refused") });
+            }
+            // Leaked so that the backend is 'static, as an ArenaBackend's backends must be (a few bytes per test).
+            let loss: &'static Arc<dyn DynClassLoss> = Box::leak(Box::new(build_loss(loss, Some(class_counts))?));
+            Ok(Box::new(crate::CpuBackend::new(loss.as_ref())))
+        }
+    }
+
+    #[test]
+    fn run_on_a_backend_trains_exactly_as_run_and_refusals_come_before_training() {
+        let ce: Arc<dyn DynClassLoss> = Arc::new(TinyCe);
+        let cfg = tiny_config().runs(vec![
+            RunSpec::loss("cross-entropy"),
+            RunSpec::loss_with("focal", vec![("gamma".into(), "2".into())]).balanced(),
+            RunSpec::custom("ce + double", ce).custom_sampler(Arc::new(DoubleRarest)),
+        ]);
+        let cpu = run(&cfg, &mut |_, _| {}).unwrap();
+        assert_eq!(cpu.device, "cpu");
+        for parallel in [true, false] {
+            let mut calls = Vec::new();
+            let on = run_on(&cfg, &CpuArena { parallel, refuse: None }, &mut |d, t| calls.push((d, t))).unwrap();
+            assert_eq!(calls, (0..=6).map(|d| (d, 6)).collect::<Vec<_>>());
+            assert_eq!(on.rows, cpu.rows, "same splits, batches and steps: the same scores (parallel {parallel})");
+            assert_eq!(on.device, "test-device");
+            assert!(on.caption().ends_with("batch 16. Trained on test-device."), "{}", on.caption());
+            assert_eq!(on.to_csv(), cpu.to_csv());
+        }
+        assert!(cpu.caption().ends_with("batch 16."), "{}", cpu.caption());
+        let mut calls = 0;
+        let refusing = CpuArena { parallel: false, refuse: Some("focal") };
+        let e = run_on(&cfg, &refusing, &mut |_, _| calls += 1).unwrap_err();
+        assert_eq!(e.to_string(), "loss \"focal\" refused");
+        assert_eq!(calls, 0, "no training started");
     }
 
     #[test]

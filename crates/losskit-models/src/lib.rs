@@ -8,7 +8,8 @@
 //! - Data preparation: [`Standardizer`], [`stratified_split`] (scikit-learn's `train_test_split(stratify=y)`),
 //!   seeded [`Minibatches`].
 //! - [`Trainer`]: minibatch training of any model with any registered classification loss, an optional
-//!   [`Sampler`](losskit_samplers::Sampler) applied once before training and optional [`ClassWeights`].
+//!   [`Sampler`](losskit_samplers::Sampler) applied once before training and optional [`ClassWeights`]; the steps
+//!   run on a [`TrainBackend`] ([`CpuBackend`] by default; the facade `losskit` has a CUDA one under feature `cuda`).
 //! - [`datasets`]: the embedded UCI red wine quality data ([`datasets::wine_quality`], CC BY 4.0, Cortez et al.
 //!   2009) and a CSV loader ([`datasets::load_csv`], from any `std::io::Read`).
 //! - [`arena`]: trains the same model with several losses, samplers and class weightings over seeds and reports
@@ -39,6 +40,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod arena;
+mod backend;
 pub mod datasets;
 mod model;
 mod optim;
@@ -48,6 +50,7 @@ mod spherical;
 mod testutil;
 mod trainer;
 
+pub use backend::{CpuBackend, TrainBackend, TrainSet};
 pub use losskit_tensor::{Error, Result};
 pub use model::{Activation, Gradients, Linear, Mlp, Model, ModelSpec};
 pub use optim::{Adam, AdamState, Optimizer, OptimizerConfig, Sgd, SgdState};

@@ -1,14 +1,15 @@
 //! The minibatch training loop: any [`Model`], any registered classification loss, an optional sampler, optional
 //! class weights and optional loss-based sample reweighting.
 
-use ndarray::{Array1, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array1, ArrayView1, ArrayView2};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
-use losskit_losses::{ClassLoss, DynClassLoss, Targets};
+use losskit_losses::DynClassLoss;
 use losskit_samplers::{LossReweight, Sampler};
 use losskit_tensor::{Error, Result, check};
 
+use crate::backend::{CpuBackend, TrainBackend, TrainSet, diverged};
 use crate::model::{Model, ModelSpec};
 use crate::optim::OptimizerConfig;
 use crate::prep::{Minibatches, derive_seed};
@@ -220,11 +221,32 @@ impl Trainer {
         class_weights: Option<&ClassWeights>,
         sample_reweighting: Option<&LossReweight>,
     ) -> Result<History> {
+        let mut backend = CpuBackend::reweighted(loss, sample_reweighting);
+        self.fit_on(model, x, y, sampler, class_weights, &mut backend)
+    }
+
+    /// [`Trainer::fit`] with the steps run by `backend` ([`CpuBackend`] is [`Trainer::fit`] itself; the facade
+    /// crate `losskit` has a CUDA backend under feature `cuda`). The loss is the backend's.
+    ///
+    /// Everything that decides what is trained happens here, identically for every backend: validation, the
+    /// sampler, class weights (as per-sample weights), the seeded order of the minibatches, the epoch losses
+    /// (each the mean of the batch losses weighted by batch size) and the divergence check. So a seed gives the same
+    /// resampled rows and the same batches on every backend.
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]; the backend's own errors ([`TrainBackend::check`], [`TrainBackend::start`], ...).
+    pub fn fit_on(
+        &self,
+        model: &mut dyn Model,
+        x: ArrayView2<'_, f64>,
+        y: ArrayView1<'_, i64>,
+        sampler: Option<&dyn Sampler>,
+        class_weights: Option<&ClassWeights>,
+        backend: &mut dyn TrainBackend,
+    ) -> Result<History> {
         losskit_tensor::pool::on_worker(|| {
             self.check()?;
-            if let Some(rw) = sample_reweighting {
-                rw.check()?;
-            }
+            backend.check()?;
             let (d, c) = (model.n_features(), model.n_classes());
             check::non_empty("x", x.nrows())?;
             check::shape("x", x.shape(), &[None, Some(d)])?;
@@ -260,72 +282,38 @@ impl Trainer {
             let sample_w: Option<Array1<f64>> = cw.as_ref().map(|w| y.iter().map(|&k| w[k as usize]).collect());
 
             let n = x.nrows();
-            let mut opt = self.optimizer.build(model.params().len())?;
+            let data = TrainSet { x, y, sample_weights: sample_w.as_ref().map(|w| w.view()) };
+            backend.start(model, &data, self)?;
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(derive_seed(self.seed, STREAM_SHUFFLE));
             let mut epoch_loss = Vec::with_capacity(self.epochs);
             for epoch in 0..self.epochs {
                 let batches = Minibatches::new(n, self.batch_size, Some(&mut rng))?;
+                let values = backend.epoch(model, &data, &batches, epoch)?;
+                if values.len() != batches.len() {
+                    return Err(Error::Input {
+                        what: format!(
+                            "backend {} returned {} batch losses for {} batches",
+                            backend.name(),
+                            values.len(),
+                            batches.len()
+                        ),
+                    });
+                }
                 let mut total = 0.0;
-                for idx in &batches {
-                    let xb = x.select(Axis(0), idx);
-                    let yb: Array1<i64> = idx.iter().map(|&i| y[i]).collect();
-                    let mut wb: Option<Array1<f64>> = sample_w.as_ref().map(|w| idx.iter().map(|&i| w[i]).collect());
-                    let logits = model.forward(xb.view())?;
-                    if let Some(rw) = sample_reweighting {
-                        let w = step_weights(loss, rw, logits.view(), yb.view(), epoch)?;
-                        wb = Some(match wb {
-                            Some(c) => c * &w,
-                            None => w,
-                        });
+                for (idx, &value) in batches.iter().zip(&values) {
+                    if !value.is_finite() {
+                        return Err(diverged(epoch, value));
                     }
-                    let out = <dyn DynClassLoss as ClassLoss<f64>>::compute(
-                        loss,
-                        logits.view(),
-                        Targets::Hard(yb.view()),
-                        wb.as_ref().map(|w| w.view()),
-                        true,
-                    )?;
-                    if !out.value.is_finite() {
-                        return Err(diverged(epoch, out.value));
-                    }
-                    let dlogits = out.grad.ok_or_else(|| Error::Input {
-                        what: "loss returned no gradient although one was requested".into(),
-                    })?;
-                    let g = model.backward(xb.view(), dlogits.view())?;
-                    opt.step(model.params_mut(), g.params.view())?;
-                    total += out.value * idx.len() as f64;
+                    total += value * idx.len() as f64;
                 }
                 epoch_loss.push(total / n as f64);
             }
+            backend.finish(model)?;
             if let Some((index, &value)) = model.params().iter().enumerate().find(|(_, v)| !v.is_finite()) {
                 return Err(Error::NonFinite { arg: "model parameters", index, value });
             }
             Ok(History { epoch_loss, n_train: n, class_counts: class_counts(y, c), class_weights: cw })
         })
-    }
-}
-
-/// The reweighting of one step: per-sample losses (no class weights, no gradient) → [`LossReweight::batch_weights`].
-fn step_weights(
-    loss: &dyn DynClassLoss,
-    rw: &LossReweight,
-    logits: ArrayView2<'_, f64>,
-    yb: ArrayView1<'_, i64>,
-    epoch: usize,
-) -> Result<Array1<f64>> {
-    let out = <dyn DynClassLoss as ClassLoss<f64>>::compute(loss, logits, Targets::Hard(yb), None, false)?;
-    let per_sample = out.per_sample.ok_or_else(|| Error::Input {
-        what: format!("sample reweighting needs per-sample losses, and the loss {loss:?} reports none"),
-    })?;
-    if let Some(&bad) = per_sample.iter().find(|v| !v.is_finite()) {
-        return Err(diverged(epoch, bad));
-    }
-    rw.batch_weights(per_sample.view())
-}
-
-fn diverged(epoch: usize, value: f64) -> Error {
-    Error::Degenerate {
-        what: format!("training diverged: loss = {value} in epoch {}; lower the learning rate", epoch + 1),
     }
 }
 
@@ -336,8 +324,10 @@ pub(crate) mod tests {
     use crate::optim::{Adam, Sgd};
     use crate::testutil::assert_all_close;
     use losskit_losses::LossOutput;
+    use losskit_losses::{ClassLoss, Targets};
     use losskit_samplers::Resampled;
     use losskit_tensor::Real;
+    use ndarray::Axis;
     use ndarray::{Array2, Ix2, array};
     use rand::RngExt;
 
