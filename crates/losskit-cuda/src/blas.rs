@@ -13,6 +13,33 @@ use crate::device::{Gpu, device_error, guard};
 /// Bytes of the workspace given to cuBLAS (`cublasSetWorkspace`): NVIDIA's recommendation for Hopper (32 MiB).
 pub(crate) const CUBLAS_WORKSPACE_BYTES: usize = 32 << 20;
 
+/// A cuBLAS handle on `gpu`'s stream in the default math mode: plain FP32 for f32 operands (no TF32, so products round
+/// as an f32 CPU GEMM would, which the kNN's exactness bound and the 1e-5 agreement with the CPU assume), tensor cores
+/// with f32 accumulation for 16-bit operands. Used by the pairwise losses, the kNN, the trainer and [`Blas`].
+///
+/// # Errors
+/// [`Error::Device`] when libcublas cannot be loaded (checked first, so cudarc's loader never panics) or a cuBLAS
+/// call fails.
+pub(crate) fn fp32_handle(gpu: &Gpu) -> Result<CudaBlas> {
+    // SAFETY: only tries to dlopen the candidate cuBLAS library names.
+    let present = std::panic::catch_unwind(|| unsafe { cublas::is_culib_present() }).unwrap_or(false);
+    if !present {
+        return Err(Error::Device {
+            what: "cuBLAS library not found (libcublas.so.13): put the CUDA toolkit's lib64 folder (or the \
+                   nvidia-cublas wheel's lib folder) on LD_LIBRARY_PATH"
+                .into(),
+        });
+    }
+    guard("creating a cuBLAS handle", || {
+        let blas = CudaBlas::new(gpu.stream().clone()).map_err(|e| device_error("creating a cuBLAS handle", e))?;
+        // SAFETY: a valid handle from CudaBlas::new.
+        unsafe { cublas::cublasSetMathMode(*blas.handle(), cublas::cublasMath_t::CUBLAS_DEFAULT_MATH) }
+            .result()
+            .map_err(|e| device_error("setting the cuBLAS math mode", e))?;
+        Ok(blas)
+    })
+}
+
 /// Element type of a GEMM operand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Elem {
@@ -77,18 +104,9 @@ impl Blas {
     /// # Errors
     /// [`Error::Device`] when libcublas cannot be loaded or a cuBLAS call fails.
     pub(crate) fn new(gpu: &Gpu) -> Result<Blas> {
-        // SAFETY: only tries to dlopen the candidate cuBLAS library names.
-        let present = std::panic::catch_unwind(|| unsafe { cublas::is_culib_present() }).unwrap_or(false);
-        if !present {
-            return Err(Error::Device {
-                what: "cuBLAS library not found (libcublas.so.13): put the CUDA toolkit's lib64 folder (or the \
-                       nvidia-cublas wheel's lib folder) on LD_LIBRARY_PATH"
-                    .into(),
-            });
-        }
-        guard("creating a cuBLAS handle", || {
+        let blas = fp32_handle(gpu)?;
+        guard("setting up the cuBLAS workspace", || {
             let stream = gpu.stream();
-            let blas = CudaBlas::new(stream.clone()).map_err(|e| device_error("creating a cuBLAS handle", e))?;
             let workspace = stream
                 .alloc_zeros::<u8>(CUBLAS_WORKSPACE_BYTES)
                 .map_err(|e| device_error("allocating the cuBLAS workspace", e))?;
@@ -97,9 +115,6 @@ impl Blas {
                 // SAFETY: a valid handle from CudaBlas::new and a live device allocation of the stated size, kept
                 // alive as long as the handle (both are fields of the returned Blas; the handle is dropped first).
                 unsafe {
-                    cublas::cublasSetMathMode(*blas.handle(), cublas::cublasMath_t::CUBLAS_DEFAULT_MATH)
-                        .result()
-                        .map_err(|e| device_error("setting the cuBLAS math mode", e))?;
                     cublas::cublasSetWorkspace_v2(*blas.handle(), ptr as *mut _, CUBLAS_WORKSPACE_BYTES)
                         .result()
                         .map_err(|e| device_error("setting the cuBLAS workspace", e))?;

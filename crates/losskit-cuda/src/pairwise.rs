@@ -113,33 +113,6 @@ fn poisoned() -> Error {
     Error::Device { what: "pairwise cache lock poisoned by an earlier panic".into() }
 }
 
-fn create_blas(gpu: &Gpu) -> Result<cudarc::cublas::CudaBlas> {
-    // SAFETY: only tries to dlopen the candidate cuBLAS library names.
-    let present = std::panic::catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() }).unwrap_or(false);
-    if !present {
-        return Err(Error::Device {
-            what: "cuBLAS library not found (libcublas.so.13): put the CUDA toolkit's lib64 folder (or the \
-                   nvidia-cublas wheel's lib folder) on LD_LIBRARY_PATH"
-                .into(),
-        });
-    }
-    guard("creating a cuBLAS handle", || {
-        let blas = cudarc::cublas::CudaBlas::new(gpu.stream().clone())
-            .map_err(|e| device_error("creating a cuBLAS handle", e))?;
-        // Plain FP32 (no TF32): the kNN's exactness bound and the 1e-5 agreement with the CPU assume it.
-        // SAFETY: a valid handle from CudaBlas::new.
-        unsafe {
-            cudarc::cublas::sys::cublasSetMathMode(
-                *blas.handle(),
-                cudarc::cublas::sys::cublasMath_t::CUBLAS_DEFAULT_MATH,
-            )
-        }
-        .result()
-        .map_err(|e| device_error("setting the cuBLAS math mode", e))?;
-        Ok(blas)
-    })
-}
-
 /// A device buffer of a [`CudaExec`]: a pointer and a size, owning its memory (`owned`) or borrowing it (a slice of
 /// the workspace, or a caller's buffer, which outlives the executor).
 pub(crate) struct DevBuf {
@@ -205,7 +178,7 @@ impl<'g> CudaExec<'g> {
     fn with_blas<R>(&self, f: impl FnOnce(&cudarc::cublas::CudaBlas) -> Result<R>) -> Result<R> {
         let mut lock = self.gpu.pair_cache().blas.lock().map_err(|_| poisoned())?;
         if lock.is_none() {
-            *lock = Some(create_blas(self.gpu)?);
+            *lock = Some(crate::blas::fp32_handle(self.gpu)?);
         }
         match lock.as_ref() {
             Some(b) => f(b),

@@ -383,7 +383,7 @@ impl DeviceTrainer {
                 TrainOptimizer::Adam { .. } => "train_adam",
             },
         )?;
-        let blas = new_blas(gpu)?;
+        let blas = crate::blas::fp32_handle(gpu)?;
 
         let y_host: Vec<i64> = y.to_vec();
         let w_host: Option<Vec<f32>> = sample_weights.map(|w| w.iter().map(|&v| v as f32).collect());
@@ -787,33 +787,6 @@ fn check_optimizer(opt: &TrainOptimizer) -> Result<()> {
             check::at_least("weight_decay", weight_decay, 0.0)
         }
     }
-}
-
-/// A cuBLAS handle on the GPU's stream in plain FP32 (no TF32, so products round as the f32 CPU GEMM would).
-fn new_blas(gpu: &Gpu) -> Result<cudarc::cublas::CudaBlas> {
-    // SAFETY: only tries to dlopen the candidate cuBLAS library names.
-    let present = std::panic::catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() }).unwrap_or(false);
-    if !present {
-        return Err(Error::Device {
-            what: "cuBLAS library not found (libcublas.so.13): put the CUDA toolkit's lib64 folder (or the \
-                   nvidia-cublas wheel's lib folder) on LD_LIBRARY_PATH"
-                .into(),
-        });
-    }
-    guard("creating a cuBLAS handle", || {
-        let blas = cudarc::cublas::CudaBlas::new(gpu.stream().clone())
-            .map_err(|e| device_error("creating a cuBLAS handle", e))?;
-        // SAFETY: a valid handle from CudaBlas::new.
-        unsafe {
-            cudarc::cublas::sys::cublasSetMathMode(
-                *blas.handle(),
-                cudarc::cublas::sys::cublasMath_t::CUBLAS_DEFAULT_MATH,
-            )
-        }
-        .result()
-        .map_err(|e| device_error("setting the cuBLAS math mode", e))?;
-        Ok(blas)
-    })
 }
 
 #[cfg(test)]
