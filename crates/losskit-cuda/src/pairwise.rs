@@ -474,7 +474,7 @@ pub struct PairOutput<T> {
 pub struct PairDeviceOutput<T> {
     /// The reduced loss (f64 sum of the f32 per-anchor values, scaled). Known when the call returns.
     pub value: f64,
-    /// Per-anchor values ℓᵢ, f32 [N] on the device (zeros where the CPU loss returns zero by rule).
+    /// Per-anchor values ℓᵢ, f32 `[N]` on the device (zeros where the CPU loss returns zero by rule).
     pub per_sample: CudaSlice<f32>,
     /// ∂value/∂embeddings, row-major [N, D] in the input's type on the device, when asked for. Written by the last
     /// kernel the call enqueues on the [`Gpu`]'s stream: work enqueued on that stream after the call sees it, the
@@ -482,7 +482,7 @@ pub struct PairDeviceOutput<T> {
     pub grad: Option<CudaSlice<T>>,
 }
 
-/// The labels of [`Gpu::pair_loss_device`]: `i64` [N] on the host (uploaded, 8·N bytes) or already on the device.
+/// The labels of [`Gpu::pair_loss_device`]: `i64` `[N]` on the host (uploaded, 8·N bytes) or already on the device.
 #[derive(Clone, Copy, Debug)]
 pub enum PairLabels<'a> {
     /// Labels in host memory.
@@ -558,7 +558,7 @@ impl Gpu {
     }
 
     /// [`Gpu::pair_loss`] on embeddings already on the device: `embeddings` is row-major [N, D] with `dim` = D
-    /// columns (N = `embeddings.len() / dim`), `labels` `i64` [N] on the host or on the device ([`PairLabels`]).
+    /// columns (N = `embeddings.len() / dim`), `labels` `i64` `[N]` on the host or on the device ([`PairLabels`]).
     /// Returns the value on the host and the per-anchor values and gradient on the device ([`PairDeviceOutput`]).
     ///
     /// ```text

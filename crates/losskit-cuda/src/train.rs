@@ -233,7 +233,8 @@ enum LossKernel {
     Family { p: [f32; 3] },
 }
 
-/// A training problem resident on one GPU. See the [module docs](self) for what runs where.
+/// A training problem resident on one GPU: training rows, parameters and optimiser state stay on the device; each
+/// step gathers its batch, runs the products on cuBLAS (FP32), the fused loss kernel and the optimiser update there.
 ///
 /// Build it with [`DeviceTrainer::new`], call [`DeviceTrainer::epoch`] once per epoch with that epoch's batches, and
 /// read the trained parameters with [`DeviceTrainer::params`].
