@@ -31,7 +31,7 @@ picks it from the arrays given (focal: logits -> multiclass form, scores -> bina
 Arrays written to --output: loss (0-d), per_sample [N] (with --reduction none), grad_logits [N, C]
 or grad_scores [N]. Without --output the loss value is printed (for --reduction none, the sum of the
 per-sample values). With --repeat K the only line printed is `median_ms=<f> min_ms=<f>`, timing
-compute alone (file I/O excluded).
+compute alone (file I/O excluded) after --warmup W untimed runs (default 3).
 
 Examples:
   losskit loss focal --input batch.npz --set gamma=2 --output out.npz
@@ -59,6 +59,9 @@ pub struct LossArgs {
     /// Time K forward+backward passes after a warm-up; print their median and minimum
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: Option<u32>,
+    /// With --repeat: untimed warm-up runs before the timed ones (the result's own run is the first)
+    #[arg(long, value_name = "W", default_value_t = 3, requires = "repeat")]
+    pub warmup: u32,
 }
 
 /// Splits `key=value` at the first `=`.
@@ -352,7 +355,7 @@ fn finish<F: Float, D: Dimension>(
 ) -> anyhow::Result<()> {
     // The first run is both the result and the warm-up of the timed runs.
     let out = run()?;
-    let timing = args.repeat.map(|k| time_runs(&run, k)).transpose()?;
+    let timing = args.repeat.map(|k| time_runs(&run, args.warmup, k)).transpose()?;
     if let Some(path) = &args.output {
         write_output(path, &out, grad_name, reduction)?;
     }
@@ -366,8 +369,12 @@ fn finish<F: Float, D: Dimension>(
     Ok(())
 }
 
-/// Runs `k` more times; returns the median and minimum wall time in milliseconds.
-fn time_runs<T>(run: &impl Fn() -> losskit::Result<T>, k: u32) -> losskit::Result<(f64, f64)> {
+/// Runs `warmup − 1` untimed runs (the caller's first run is the first warm-up), then `k` timed ones; returns the
+/// median and minimum wall time of the timed runs in milliseconds.
+fn time_runs<T>(run: &impl Fn() -> losskit::Result<T>, warmup: u32, k: u32) -> losskit::Result<(f64, f64)> {
+    for _ in 1..warmup {
+        std::hint::black_box(run()?);
+    }
     let mut ms = Vec::with_capacity(k as usize);
     for _ in 0..k {
         let start = Instant::now();
@@ -529,7 +536,7 @@ fn compute_metric<F: MetricFloat>(
     let (out, timing) = if let Some(loss) = forms.proxy.as_deref() {
         let w: Array2<F> = dims("proxies", read_float::<F>(input, "proxies", "embeddings")?, "2-D [C, D]")?;
         let run = || F::proxy(loss, x.view(), labels.view(), w.view());
-        (run()?, args.repeat.map(|k| time_runs(&run, k)).transpose()?)
+        (run()?, args.repeat.map(|k| time_runs(&run, args.warmup, k)).transpose()?)
     } else {
         let loss = forms.embedding.as_deref().context("the registry built no embedding form")?;
         let reference = if input.has("reference_embeddings") {
@@ -546,7 +553,7 @@ fn compute_metric<F: MetricFloat>(
             let r = reference.as_ref().map(|(e, l)| Reference { embeddings: e.view(), labels: l.view() });
             F::embedding(loss, x.view(), labels.view(), r)
         };
-        (run()?, args.repeat.map(|k| time_runs(&run, k)).transpose()?)
+        (run()?, args.repeat.map(|k| time_runs(&run, args.warmup, k)).transpose()?)
     };
     if let Some(path) = &args.output {
         let mut file = NpzOutput::create(path)?;
@@ -586,14 +593,20 @@ mod tests {
 
     #[test]
     fn timing_reports_median_and_minimum() {
-        let (median, min) = time_runs(&|| Ok::<_, losskit::Error>(()), 5).unwrap();
+        let calls = std::cell::Cell::new(0);
+        let counting = || {
+            calls.set(calls.get() + 1);
+            Ok::<_, losskit::Error>(())
+        };
+        let (median, min) = time_runs(&counting, 3, 5).unwrap();
+        assert_eq!(calls.get(), 2 + 5, "two more warm-up runs (the caller ran the first), then five timed");
         assert!(min >= 0.0 && median >= min);
         let calls = std::cell::Cell::new(0);
         let failing = || {
             calls.set(calls.get() + 1);
             Err::<(), _>(losskit::Error::Empty { arg: "logits" })
         };
-        assert!(time_runs(&failing, 3).is_err());
+        assert!(time_runs(&failing, 1, 3).is_err());
         assert_eq!(calls.get(), 1);
     }
 }

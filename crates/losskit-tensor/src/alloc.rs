@@ -52,28 +52,68 @@ pub fn stream_copy<T: Copy>(src: &[T], dst: &mut [core::mem::MaybeUninit<T>]) {
     assert_eq!(src.len(), dst.len(), "stream_copy: lengths differ");
     #[cfg(target_arch = "x86_64")]
     {
-        use core::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
         let bytes = core::mem::size_of_val(src);
         let s = src.as_ptr().cast::<u8>();
         let d = dst.as_mut_ptr().cast::<u8>();
-        let head = ((d as usize).wrapping_neg() % 16).min(bytes);
-        // SAFETY: `s` and `d` span `bytes` bytes each (equal lengths of the same T) and do not overlap (`dst` is a
-        // unique borrow); the 16-byte stores start at a 16-byte-aligned address (`d + head`) and stay within
-        // `bytes`; SSE2 is part of x86-64. Writing bytes of a `MaybeUninit<T>` region is always allowed.
-        unsafe {
-            core::ptr::copy_nonoverlapping(s, d, head);
-            let mut i = head;
-            while i + 16 <= bytes {
-                let v = _mm_loadu_si128(s.add(i).cast::<__m128i>());
-                _mm_stream_si128(d.add(i).cast::<__m128i>(), v);
-                i += 16;
-            }
-            core::ptr::copy_nonoverlapping(s.add(i), d.add(i), bytes - i);
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: `s` and `d` span `bytes` bytes each (equal lengths of the same T) and do not overlap (`dst` is
+            // a unique borrow); the CPU has AVX-512F (checked just above).
+            unsafe { stream_bytes_avx512(s, d, bytes) };
+        } else {
+            // SAFETY: as above; SSE2 is part of x86-64.
+            unsafe { stream_bytes_sse2(s, d, bytes) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     for (d, &v) in dst.iter_mut().zip(src) {
         d.write(v);
+    }
+}
+
+/// `bytes` bytes from `s` to `d` (not overlapping), 16-byte non-temporal stores from the first 16-byte-aligned
+/// address of `d`, plain copies for the unaligned head and the tail.
+///
+/// # Safety
+/// `s` readable and `d` writable for `bytes` bytes, not overlapping.
+#[cfg(target_arch = "x86_64")]
+unsafe fn stream_bytes_sse2(s: *const u8, d: *mut u8, bytes: usize) {
+    use core::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+    let head = ((d as usize).wrapping_neg() % 16).min(bytes);
+    // SAFETY: the caller's contract; the 16-byte stores start at a 16-byte-aligned address (`d + head`) and stay
+    // within `bytes`. Writing bytes of a `MaybeUninit<T>` region is always allowed.
+    unsafe {
+        core::ptr::copy_nonoverlapping(s, d, head);
+        let mut i = head;
+        while i + 16 <= bytes {
+            let v = _mm_loadu_si128(s.add(i).cast::<__m128i>());
+            _mm_stream_si128(d.add(i).cast::<__m128i>(), v);
+            i += 16;
+        }
+        core::ptr::copy_nonoverlapping(s.add(i), d.add(i), bytes - i);
+    }
+}
+
+/// [`stream_bytes_sse2`] with whole-cache-line (64-byte) non-temporal stores: one store per line instead of four,
+/// which halves the cost of streaming a row from L1 (measured on a 4096×1000 f32 cross-entropy gradient).
+///
+/// # Safety
+/// As [`stream_bytes_sse2`], and the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn stream_bytes_avx512(s: *const u8, d: *mut u8, bytes: usize) {
+    use core::arch::x86_64::{__m512i, _mm512_loadu_si512, _mm512_stream_si512};
+    let head = ((d as usize).wrapping_neg() % 64).min(bytes);
+    // SAFETY: the caller's contract; the 64-byte stores start at a 64-byte-aligned address (`d + head`) and stay
+    // within `bytes`.
+    unsafe {
+        core::ptr::copy_nonoverlapping(s, d, head);
+        let mut i = head;
+        while i + 64 <= bytes {
+            let v = _mm512_loadu_si512(s.add(i).cast::<__m512i>());
+            _mm512_stream_si512(d.add(i).cast::<__m512i>(), v);
+            i += 64;
+        }
+        core::ptr::copy_nonoverlapping(s.add(i), d.add(i), bytes - i);
     }
 }
 
@@ -122,5 +162,36 @@ mod tests {
         stream_copy(&wide, &mut out);
         // SAFETY: all 33 written.
         assert!(out.iter().zip(&wide).all(|(o, w)| unsafe { o.assume_init() } == *w));
+    }
+
+    /// Both x86-64 forms directly (`stream_copy` runs one of them, whichever the CPU has), at every head alignment
+    /// and around the 16- and 64-byte boundaries.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn both_streaming_forms_copy_every_byte() {
+        let src: Vec<u8> = (0..600u32).map(|i| (i * 37 % 251) as u8).collect();
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        for offset in 0..70 {
+            for len in [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 500] {
+                for wide in [false, true] {
+                    if wide && !avx512 {
+                        continue;
+                    }
+                    let mut dst = vec![0xAAu8; 600];
+                    // SAFETY: src holds ≥ len bytes, dst ≥ offset + len, and they are distinct vectors; the wide form
+                    // runs only where the CPU has AVX-512F.
+                    unsafe {
+                        if wide {
+                            stream_bytes_avx512(src.as_ptr(), dst.as_mut_ptr().add(offset), len);
+                        } else {
+                            stream_bytes_sse2(src.as_ptr(), dst.as_mut_ptr().add(offset), len);
+                        }
+                    }
+                    stream_fence();
+                    assert_eq!(dst[offset..offset + len], src[..len], "wide {wide} offset {offset} len {len}");
+                    assert!(dst[..offset].iter().chain(&dst[offset + len..]).all(|&b| b == 0xAA), "wrote outside");
+                }
+            }
+        }
     }
 }
