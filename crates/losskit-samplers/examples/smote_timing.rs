@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p losskit-samplers --example smote_timing -- [CASE ...]` with CASE among `smote1m`
 //! (1 000 000 × 32, 10 % minority: generates ≈ 800 000 points), `smote100k` (100 000 × 32, 2 % minority),
-//! `enn` and `tomek` (200 000 × 16, 10 % minority); all by default. Set `RAYON_NUM_THREADS` for the thread count.
+//! `enn` and `tomek` (200 000 × 16, 10 % minority); all by default. `knnN` times the exact k = 5 self-search alone on
+//! N × 32 rows (`knn2000`: SMOTE 100k's minority class). Set `RAYON_NUM_THREADS` for the thread count.
 //! Prints the median and minimum of `RUNS` runs (default 3), in seconds.
 //!
 //! The data: features i.i.d. N(0, 1), each row minority with probability `p`, minority rows shifted by +0.5 in every
@@ -45,6 +46,25 @@ fn main() -> Result<(), losskit_samplers::Error> {
     }
     let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     for case in cases {
+        if let Some(rows) = case.strip_prefix("knn") {
+            // `knnN`: the exact self-search alone on N × 32 rows (k = 5), as SMOTE runs it on a minority class.
+            let n: usize = rows.parse().unwrap_or(2000);
+            let (x, _) = data(n, 32, 0.0, 0);
+            let mut times = Vec::new();
+            for _ in 0..runs.max(1) {
+                let t = Instant::now();
+                std::hint::black_box(losskit_samplers::knn::kneighbors_self(x.view(), 5)?);
+                times.push(t.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "{case:<10} {n}x32 k=5, threads {}: median {:.3} ms, min {:.3} ms",
+                rayon::current_num_threads(),
+                times[times.len() / 2] * 1e3,
+                times[0] * 1e3
+            );
+            continue;
+        }
         let (n, d, p, sampler): (usize, usize, f64, Box<dyn Sampler>) = match case.as_str() {
             "smote1m" => (1_000_000, 32, 0.10, Box::new(Smote::new())),
             "smote100k" => (100_000, 32, 0.02, Box::new(Smote::new())),

@@ -125,31 +125,85 @@ pub(crate) fn check_xy(x: ArrayView2<'_, f64>, y: ArrayView1<'_, i64>) -> Result
 /// The row indices of each class, in ascending label order, each list in ascending row order
 /// (NumPy's `flatnonzero(y == c)` for every `c` in `unique(y)`).
 pub(crate) fn class_members(y: ArrayView1<'_, i64>) -> BTreeMap<i64, Vec<usize>> {
-    // A short list searched from the most recent class (labels come in runs, or from few classes), turned into the
-    // ordered map at the end: one map lookup per row costs more than the rest of the pass.
-    let mut lists: Vec<(i64, Vec<usize>)> = Vec::new();
+    members_of(y, &class_counts(y), |_| true)
+}
+
+/// Labels up to which a short list, searched from the most recent label, beats the ordered map (labels come in
+/// runs, or from few classes; one map lookup per row costs more than the rest of a pass).
+const SHORT_LIST: usize = 64;
+
+/// The number of rows of each class (one pass over `y`).
+pub(crate) fn class_counts(y: ArrayView1<'_, i64>) -> crate::ClassCounts {
+    let mut counts: Vec<(i64, usize)> = Vec::new();
+    let mut last = 0;
+    for (i, &label) in y.iter().enumerate() {
+        last = slot(&mut counts, last, label, 0);
+        counts[last].1 += 1;
+        if counts.len() > SHORT_LIST {
+            // Many classes: the ordered map is the better structure from here on.
+            let mut map: crate::ClassCounts = counts.into_iter().collect();
+            for &label in y.iter().skip(i + 1) {
+                *map.entry(label).or_default() += 1;
+            }
+            return map;
+        }
+    }
+    counts.into_iter().collect()
+}
+
+/// The row indices of the classes that `keep` selects among those of `counts` (which must be `y`'s
+/// [`class_counts`]), as [`class_members`] gives them; each list is allocated once at its final size, and the
+/// classes not kept cost no memory (an over-sampler needs the rows of the classes it grows only: SMOTE on a
+/// 100 000-row set with a 2% minority then skips a 98 000-entry list and its page faults).
+pub(crate) fn members_of(
+    y: ArrayView1<'_, i64>,
+    counts: &crate::ClassCounts,
+    keep: impl Fn(i64) -> bool,
+) -> BTreeMap<i64, Vec<usize>> {
+    if counts.len() > SHORT_LIST {
+        let mut members: BTreeMap<i64, Vec<usize>> =
+            counts.iter().filter(|&(&c, _)| keep(c)).map(|(&c, &n)| (c, Vec::with_capacity(n))).collect();
+        for (i, label) in y.iter().enumerate() {
+            if let Some(rows) = members.get_mut(label) {
+                rows.push(i);
+            }
+        }
+        return members;
+    }
+    // Classes in first-seen order would make the most-recent lookup hit as often as in `class_counts`; ascending
+    // order serves as well for the runs and the few classes this path sees.
+    let mut lists: Vec<(i64, Option<Vec<usize>>)> =
+        counts.iter().map(|(&c, &n)| (c, keep(c).then(|| Vec::with_capacity(n)))).collect();
     let mut last = 0;
     for (i, &label) in y.iter().enumerate() {
         if lists.get(last).is_none_or(|(l, _)| *l != label) {
-            last = match lists.iter().position(|(l, _)| *l == label) {
-                Some(at) => at,
-                None => {
-                    lists.push((label, Vec::new()));
-                    lists.len() - 1
-                }
-            };
-        }
-        lists[last].1.push(i);
-        if lists.len() > 64 {
-            // Many classes: the map is the better structure from here on.
-            let mut members: BTreeMap<i64, Vec<usize>> = lists.into_iter().collect();
-            for (j, &label) in y.iter().enumerate().skip(i + 1) {
-                members.entry(label).or_default().push(j);
+            // Every label of `y` is in `counts` (the caller's contract); an unknown one is skipped.
+            match lists.iter().position(|(l, _)| *l == label) {
+                Some(at) => last = at,
+                None => continue,
             }
-            return members;
+        }
+        if let Some(rows) = &mut lists[last].1 {
+            rows.push(i);
         }
     }
-    lists.into_iter().collect()
+    lists.into_iter().filter_map(|(c, rows)| Some((c, rows?))).collect()
+}
+
+/// The position of `label` in a short `(label, value)` list, trying `last` first; appends `(label, fresh)` when the
+/// label is new.
+#[inline(always)]
+fn slot<V>(list: &mut Vec<(i64, V)>, last: usize, label: i64, fresh: V) -> usize {
+    if list.get(last).is_some_and(|(l, _)| *l == label) {
+        return last;
+    }
+    match list.iter().position(|(l, _)| *l == label) {
+        Some(at) => at,
+        None => {
+            list.push((label, fresh));
+            list.len() - 1
+        }
+    }
 }
 
 /// The class counts of [`class_members`] (one pass over `y` serves both).
@@ -214,6 +268,26 @@ mod tests {
             assert_eq!(class_members(y.view()), want, "{classes} classes");
         }
         assert!(class_members(ndarray::Array1::<i64>::zeros(0).view()).is_empty());
+    }
+
+    #[test]
+    fn counts_and_selected_members_agree_with_the_full_lists() {
+        for classes in [1_i64, 2, 7, 64, 65, 300] {
+            let y: ndarray::Array1<i64> = (0..5000_i64).map(|i| ((i * 7919) % 10007) % classes - classes / 3).collect();
+            let all = class_members(y.view());
+            let counts = class_counts(y.view());
+            assert_eq!(counts, counts_of(&all), "{classes} classes");
+            // Odd labels only: exactly those lists, equal to the full ones.
+            let odd = members_of(y.view(), &counts, |c| c % 2 != 0);
+            let want: BTreeMap<i64, Vec<usize>> = all.into_iter().filter(|(c, _)| c % 2 != 0).collect();
+            assert_eq!(odd, want, "{classes} classes");
+            assert!(members_of(y.view(), &counts, |_| false).is_empty());
+        }
+        // A label missing from the counts (outside the contract) is skipped, not a panic.
+        let y = ndarray::arr1(&[3_i64, 9, 3]);
+        let counts: crate::ClassCounts = [(3, 2)].into_iter().collect();
+        assert_eq!(members_of(y.view(), &counts, |_| true), [(3, vec![0, 2])].into_iter().collect());
+        assert!(class_counts(ndarray::Array1::<i64>::zeros(0).view()).is_empty());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
-use crate::draw::{Draws, RngDraws, check_xy, class_members, counts_of};
+use crate::draw::{Draws, RngDraws, check_xy, class_counts, class_members, counts_of};
 use crate::smote::{Growing, check_neighbors, class_neighbors, numpy_sum};
 use crate::{Error, KMeans, Resampled, Result, Sampler, SamplingKind, SamplingStrategy};
 
@@ -243,7 +243,7 @@ impl Sampler for KMeansSmote {
         self.check()?;
         check_xy(x, y)?;
         // resolve first, so a single class reports the strategy error before any clustering
-        self.sampling_strategy.resolve(&counts_of(&class_members(y)), SamplingKind::Over)?;
+        self.sampling_strategy.resolve(&class_counts(y), SamplingKind::Over)?;
         let clustering = KMeans::new().n_clusters(self.n_clusters).fit(x, seed)?;
         let mut draws = RngDraws::new(seed ^ 0x9E37_79B9_7F4A_7C15);
         self.resample_clustered(x, y, clustering.labels.as_slice().unwrap_or(&[]), &mut draws)

@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
-use crate::draw::{Draws, RngDraws, check_xy, class_members, counts_of, gather, matrix, output_size};
+use crate::draw::{Draws, RngDraws, check_xy, class_counts, gather, matrix, members_of, output_size};
 use crate::knn::{KnnIndex, Neighbors, Queries};
 use crate::{Error, Resampled, Result, Sampler, SamplingKind, SamplingStrategy};
 
@@ -136,12 +136,12 @@ impl Smote {
     ) -> Result<Resampled> {
         self.check()?;
         check_xy(x.view(), y)?;
-        let members = class_members(y);
-        let targets = self.sampling_strategy.resolve(&counts_of(&members), SamplingKind::Over)?;
+        let counts = class_counts(y);
+        let targets = self.sampling_strategy.resolve(&counts, SamplingKind::Over)?;
         let k = self.k_neighbors;
         let extra = targets.values().try_fold(0usize, |a, &b| a.checked_add(b));
         for (&class, &n_new) in &targets {
-            let have = members.get(&class).map_or(0, Vec::len);
+            let have = counts.get(&class).copied().unwrap_or(0);
             if n_new > 0 && have < k + 1 {
                 return Err(too_few("smote", "k_neighbors", &format!("class {class} has"), have, k, k + 1));
             }
@@ -150,6 +150,8 @@ impl Smote {
             Input::View(v) => Growing::new(v, y, extra)?,
             Input::Owned(a) => Growing::from_owned(a, y, extra)?,
         };
+        // The rows of the classes that grow (the others are copied whole, not indexed).
+        let members = members_of(y, &counts, |c| targets.get(&c).is_some_and(|&n| n > 0));
         for (&class, &n_new) in &targets {
             if n_new == 0 {
                 continue;

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use ndarray::{ArrayView1, ArrayView2};
 
-use crate::draw::{check_xy, class_members, counts_of, gather};
+use crate::draw::{check_xy, class_counts, gather};
 use crate::knn::{KnnIndex, Queries};
 use crate::{Resampled, Result, Sampler, SamplingKind, SamplingStrategy};
 
@@ -80,7 +80,7 @@ impl TomekLinks {
     pub fn links(&self, x: ArrayView2<'_, f64>, y: ArrayView1<'_, i64>) -> Result<Vec<bool>> {
         self.check()?;
         check_xy(x, y)?;
-        let targets = self.sampling_strategy.resolve(&counts_of(&class_members(y)), SamplingKind::Clean)?;
+        let targets = self.sampling_strategy.resolve(&class_counts(y), SamplingKind::Clean)?;
         let targeted: BTreeSet<i64> = targets.keys().copied().collect();
         let x = x.as_standard_layout();
         let n = x.nrows();
