@@ -88,7 +88,7 @@ fn main() -> Result<(), losskit_samplers::Error> {
         }
         times.sort_by(f64::total_cmp);
         println!(
-            "{case:<10} {n}x{d} -> {rows} rows, threads {}: median {:.3} s, min {:.3} s",
+            "{case:<10} {n}x{d} -> {rows} rows, threads {}: median {:.4} s, min {:.4} s",
             rayon::current_num_threads(),
             times[times.len() / 2],
             times[0]
