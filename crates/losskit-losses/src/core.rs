@@ -2,9 +2,9 @@
 
 use std::fmt::Debug;
 
-use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, Dimension, Ix1, Ix2};
+use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Dimension, Ix1, Ix2};
 
-use losskit_tensor::{Real, Result};
+use losskit_tensor::{Error, Real, Result};
 
 /// Class targets of a classification loss.
 #[derive(Clone, Copy, Debug)]
@@ -62,6 +62,47 @@ pub trait ClassLoss<F: Real> {
         weights: Option<ArrayView1<'_, F>>,
         grad: bool,
     ) -> Result<LossOutput<F, Ix2>>;
+
+    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
+    /// contents on entry, all overwritten) instead of a fresh array. The returned [`LossOutput::grad`] is `None`;
+    /// value, per-sample losses and gradient are bit-for-bit those of `compute`.
+    ///
+    /// The softmax-family losses (cross-entropy, focal, GCE, MAE, sum-exponential, comp-sum) write the gradient in
+    /// the same sweep that reads the logits, so a training loop that reuses one buffer pays no allocation and no
+    /// page faults; every other loss gets this default, which computes a fresh gradient and copies it.
+    ///
+    /// # Errors
+    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major array of the logits'
+    /// shape. After an error `grad` holds unspecified values.
+    fn value_and_grad_into(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        mut grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        check_grad_buffer(logits.dim(), &grad)?;
+        let mut out = self.compute(logits, targets, weights, true)?;
+        let g = out.grad.take().ok_or_else(|| Error::Degenerate { what: "the loss returned no gradient".into() })?;
+        grad.assign(&g);
+        Ok(out)
+    }
+}
+
+/// The caller's gradient buffer of [`ClassLoss::value_and_grad_into`] must be a row-major, contiguous array of the
+/// logits' shape `dim`.
+///
+/// # Errors
+/// [`Error::Shape`] naming `grad`.
+pub(crate) fn check_grad_buffer<F>(dim: (usize, usize), grad: &ArrayViewMut2<'_, F>) -> Result<()> {
+    if grad.dim() != dim || !grad.is_standard_layout() {
+        return Err(Error::Shape {
+            arg: "grad",
+            expected: format!("[{}, {}] (the logits' shape), row-major and contiguous", dim.0, dim.1),
+            got: grad.shape().to_vec(),
+        });
+    }
+    Ok(())
 }
 
 /// A binary loss on scores (logits) `[N]` with targets `[N]` in [0, 1].

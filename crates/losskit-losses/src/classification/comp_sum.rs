@@ -187,27 +187,6 @@ fn run_to<F: Real>(
     driver::run_to(&kernel, Setup { ignore_index: None, reduction }, logits, targets, weights, dest)
 }
 
-impl CompSum {
-    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
-    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
-    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
-    /// bit-for-bit those of `compute`, and so is the gradient.
-    ///
-    /// # Errors
-    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
-    /// error `grad` holds unspecified values.
-    pub fn value_and_grad_into<F: Real>(
-        &self,
-        logits: ArrayView2<'_, F>,
-        targets: Targets<'_, F>,
-        weights: Option<ArrayView1<'_, F>>,
-        grad: ArrayViewMut2<'_, F>,
-    ) -> Result<LossOutput<F, Ix2>> {
-        self.check()?;
-        run_to(self.psi, self.reduction, logits, targets, weights, GradDest::Into(grad))
-    }
-}
-
 impl<F: Real> ClassLoss<F> for CompSum {
     fn compute(
         &self,
@@ -218,6 +197,17 @@ impl<F: Real> ClassLoss<F> for CompSum {
     ) -> Result<LossOutput<F, Ix2>> {
         self.check()?;
         run(self.psi, self.reduction, logits, targets, weights, grad)
+    }
+
+    fn value_and_grad_into(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        self.check()?;
+        run_to(self.psi, self.reduction, logits, targets, weights, GradDest::Into(grad))
     }
 }
 
@@ -393,27 +383,6 @@ impl GeneralizedCrossEntropy {
     }
 }
 
-impl GeneralizedCrossEntropy {
-    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
-    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
-    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
-    /// bit-for-bit those of `compute`, and so is the gradient.
-    ///
-    /// # Errors
-    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
-    /// error `grad` holds unspecified values.
-    pub fn value_and_grad_into<F: Real>(
-        &self,
-        logits: ArrayView2<'_, F>,
-        targets: Targets<'_, F>,
-        weights: Option<ArrayView1<'_, F>>,
-        grad: ArrayViewMut2<'_, F>,
-    ) -> Result<LossOutput<F, Ix2>> {
-        self.check()?;
-        run_to(Psi::Gce { q: self.q }, self.reduction, logits, targets, weights, GradDest::Into(grad))
-    }
-}
-
 impl<F: Real> ClassLoss<F> for GeneralizedCrossEntropy {
     fn compute(
         &self,
@@ -424,6 +393,17 @@ impl<F: Real> ClassLoss<F> for GeneralizedCrossEntropy {
     ) -> Result<LossOutput<F, Ix2>> {
         self.check()?;
         run(Psi::Gce { q: self.q }, self.reduction, logits, targets, weights, grad)
+    }
+
+    fn value_and_grad_into(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        self.check()?;
+        run_to(Psi::Gce { q: self.q }, self.reduction, logits, targets, weights, GradDest::Into(grad))
     }
 }
 
@@ -466,26 +446,6 @@ impl Mae {
     }
 }
 
-impl Mae {
-    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
-    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
-    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
-    /// bit-for-bit those of `compute`, and so is the gradient.
-    ///
-    /// # Errors
-    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
-    /// error `grad` holds unspecified values.
-    pub fn value_and_grad_into<F: Real>(
-        &self,
-        logits: ArrayView2<'_, F>,
-        targets: Targets<'_, F>,
-        weights: Option<ArrayView1<'_, F>>,
-        grad: ArrayViewMut2<'_, F>,
-    ) -> Result<LossOutput<F, Ix2>> {
-        run_to(Psi::Mae, self.reduction, logits, targets, weights, GradDest::Into(grad))
-    }
-}
-
 impl<F: Real> ClassLoss<F> for Mae {
     fn compute(
         &self,
@@ -495,6 +455,16 @@ impl<F: Real> ClassLoss<F> for Mae {
         grad: bool,
     ) -> Result<LossOutput<F, Ix2>> {
         run(Psi::Mae, self.reduction, logits, targets, weights, grad)
+    }
+
+    fn value_and_grad_into(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        run_to(Psi::Mae, self.reduction, logits, targets, weights, GradDest::Into(grad))
     }
 }
 
@@ -535,26 +505,6 @@ impl SumExponential {
     }
 }
 
-impl SumExponential {
-    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
-    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
-    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
-    /// bit-for-bit those of `compute`, and so is the gradient.
-    ///
-    /// # Errors
-    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
-    /// error `grad` holds unspecified values.
-    pub fn value_and_grad_into<F: Real>(
-        &self,
-        logits: ArrayView2<'_, F>,
-        targets: Targets<'_, F>,
-        weights: Option<ArrayView1<'_, F>>,
-        grad: ArrayViewMut2<'_, F>,
-    ) -> Result<LossOutput<F, Ix2>> {
-        run_to(Psi::SumExponential, self.reduction, logits, targets, weights, GradDest::Into(grad))
-    }
-}
-
 impl<F: Real> ClassLoss<F> for SumExponential {
     fn compute(
         &self,
@@ -564,6 +514,16 @@ impl<F: Real> ClassLoss<F> for SumExponential {
         grad: bool,
     ) -> Result<LossOutput<F, Ix2>> {
         run(Psi::SumExponential, self.reduction, logits, targets, weights, grad)
+    }
+
+    fn value_and_grad_into(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        run_to(Psi::SumExponential, self.reduction, logits, targets, weights, GradDest::Into(grad))
     }
 }
 

@@ -225,24 +225,6 @@ impl<F: Real> RowKernel<F> for Kernel<'_, F> {
 }
 
 impl CrossEntropy {
-    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
-    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
-    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
-    /// bit-for-bit those of `compute`, and so is the gradient.
-    ///
-    /// # Errors
-    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
-    /// error `grad` holds unspecified values.
-    pub fn value_and_grad_into<F: Real>(
-        &self,
-        logits: ArrayView2<'_, F>,
-        targets: Targets<'_, F>,
-        weights: Option<ArrayView1<'_, F>>,
-        grad: ArrayViewMut2<'_, F>,
-    ) -> Result<LossOutput<F, Ix2>> {
-        self.run(logits, targets, weights, GradDest::Into(grad))
-    }
-
     fn run<F: Real>(
         &self,
         logits: ArrayView2<'_, F>,
@@ -275,6 +257,16 @@ impl<F: Real> ClassLoss<F> for CrossEntropy {
         grad: bool,
     ) -> Result<LossOutput<F, Ix2>> {
         self.run(logits, targets, weights, if grad { GradDest::Alloc } else { GradDest::Skip })
+    }
+
+    fn value_and_grad_into(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        self.run(logits, targets, weights, GradDest::Into(grad))
     }
 }
 
@@ -444,6 +436,37 @@ mod tests {
                 &z64,
             );
         }
+    }
+
+    #[test]
+    fn the_default_value_and_grad_into_copies_the_computed_gradient() {
+        use crate::{WestonWatkins, ZLoss};
+        // Losses without a fused into-path: the trait's default computes, then copies into the caller's buffer.
+        let (n, c) = (300, 11);
+        let labels: Vec<i64> = (0..n as i64).map(|i| (i * 5) % c as i64).collect();
+        let z = logits::<f64>(n, c, 4);
+        let zl = ZLoss::new(0.5, 3.0);
+        assert_into_matches::<f64>(
+            "z-loss",
+            |x| zl.compute(x, Targets::hard(&labels), None, true),
+            |x, g| zl.value_and_grad_into(x, Targets::hard(&labels), None, g),
+            &z,
+        );
+        let ww = WestonWatkins::new();
+        let z32 = logits::<f32>(n, c, 5);
+        assert_into_matches::<f32>(
+            "weston-watkins",
+            |x| ww.compute(x, Targets::hard(&labels), None, true),
+            |x, g| ww.value_and_grad_into(x, Targets::hard(&labels), None, g),
+            &z32,
+        );
+        // The same buffer checks as the fused path, before any work.
+        let mut small = ndarray::Array2::<f64>::zeros((n, c - 1));
+        let r = zl.value_and_grad_into(z.view(), Targets::hard(&labels), None, small.view_mut());
+        assert!(matches!(r, Err(Error::Shape { arg: "grad", .. })));
+        let mut wide = ndarray::Array2::<f64>::zeros((c, n));
+        let r = zl.value_and_grad_into(z.view(), Targets::hard(&labels), None, wide.view_mut().reversed_axes());
+        assert!(matches!(r, Err(Error::Shape { arg: "grad", .. })));
     }
 
     #[test]

@@ -233,13 +233,7 @@ pub(crate) fn run_to<F: Real, K: RowKernel<F>>(
             Some(GradBlock::Uninit(&mut v.spare_capacity_mut()[..n * c]))
         }
         GradDest::Into(g) => {
-            if g.dim() != (n, c) || !g.is_standard_layout() {
-                return Err(Error::Shape {
-                    arg: "grad",
-                    expected: format!("[{n}, {c}] (the logits' shape), row-major and contiguous"),
-                    got: g.shape().to_vec(),
-                });
-            }
+            crate::core::check_grad_buffer((n, c), &g)?;
             Some(GradBlock::Init(caller.insert(g).as_slice_mut().ok_or_else(|| internal(&"grad is not contiguous"))?))
         }
     };

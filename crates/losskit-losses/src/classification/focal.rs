@@ -174,24 +174,6 @@ impl<F: Real> RowKernel<F> for Kernel<'_, F> {
 }
 
 impl Focal {
-    /// [`ClassLoss::compute`] with the gradient written into the caller's `grad` [N, C] (row-major, contiguous; any
-    /// contents on entry, all overwritten) instead of a fresh array: a training loop that reuses one buffer pays no
-    /// allocation and no page faults. The returned [`LossOutput::grad`] is `None`; value and per-sample losses are
-    /// bit-for-bit those of `compute`, and so is the gradient.
-    ///
-    /// # Errors
-    /// As [`ClassLoss::compute`]; [`Error::Shape`] naming `grad` when it is not a row-major [N, C] array. After an
-    /// error `grad` holds unspecified values.
-    pub fn value_and_grad_into<F: Real>(
-        &self,
-        logits: ArrayView2<'_, F>,
-        targets: Targets<'_, F>,
-        weights: Option<ArrayView1<'_, F>>,
-        grad: ArrayViewMut2<'_, F>,
-    ) -> Result<LossOutput<F, Ix2>> {
-        self.run(logits, targets, weights, GradDest::Into(grad))
-    }
-
     fn run<F: Real>(
         &self,
         logits: ArrayView2<'_, F>,
@@ -221,6 +203,16 @@ impl<F: Real> ClassLoss<F> for Focal {
         grad: bool,
     ) -> Result<LossOutput<F, Ix2>> {
         self.run(logits, targets, weights, if grad { GradDest::Alloc } else { GradDest::Skip })
+    }
+
+    fn value_and_grad_into(
+        &self,
+        logits: ArrayView2<'_, F>,
+        targets: Targets<'_, F>,
+        weights: Option<ArrayView1<'_, F>>,
+        grad: ArrayViewMut2<'_, F>,
+    ) -> Result<LossOutput<F, Ix2>> {
+        self.run(logits, targets, weights, GradDest::Into(grad))
     }
 }
 
