@@ -268,16 +268,21 @@ struct Cand {
     idx: u32,
 }
 
-/// `v` rounded toward −∞ to f32.
+/// An f32 at or below `v`, within a few f32 ulps of it, branch-free: `v` is moved down by 2⁻²³ of its magnitude and
+/// by 10⁻³⁸, then rounded to nearest, which moves it back up by at most half an ulp (2⁻²⁴ of the moved value's
+/// magnitude, or half the subnormal spacing 2⁻¹⁵⁰ below f32's normal range). For v = a > 0 the result is at most
+/// a·(1 − 2⁻²⁴), for v = −a at most −a·(1 + 2⁻²⁴ − 2⁻⁴⁷), so never above `v` (the f64 arithmetic's own rounding,
+/// 2⁻⁵² of |v|, is far inside those margins). Cheaper than exact rounding toward −∞ (a conversion back, a compare
+/// and a bit step per bound, the largest part of an offer), and a bound looser by an ulp or two changes no result:
+/// the surviving candidates are re-ranked exactly. Beyond f32's range the result is ±`f32::MAX` or −∞ (still at or
+/// below `v`).
 fn down(v: f64) -> f32 {
-    let f = v as f32;
-    if f64::from(f) > v { f.next_down() } else { f }
+    ((v - v.abs() * f64::from(f32::EPSILON) - 1e-38) as f32).min(f32::MAX)
 }
 
-/// `v` rounded toward +∞ to f32.
+/// An f32 at or above `v`, within a few f32 ulps of it (the mirror of [`down`]).
 fn up(v: f64) -> f32 {
-    let f = v as f32;
-    if f64::from(f) < v { f.next_up() } else { f }
+    ((v + v.abs() * f64::from(f32::EPSILON) + 1e-38) as f32).max(-f32::MAX)
 }
 
 /// Per-query search state within a tile.
@@ -1241,6 +1246,37 @@ mod tests {
         assert!(matches!(kneighbors(x.view(), array![[f64::NAN, 0.0]].view(), 1), Err(Error::NonFinite { .. })));
         assert!(matches!(kneighbors_self(Array2::zeros((0, 2)).view(), 1), Err(Error::Empty { arg: "data" })));
         assert!(matches!(kneighbors_self(Array2::zeros((3, 0)).view(), 1), Err(Error::Shape { .. })));
+    }
+
+    #[test]
+    fn outward_bounds_enclose_their_value_within_a_few_ulps() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            state
+        };
+        let mut values = vec![0.0, -0.0, 1e-40, -1e-40, 1e-38, -1e-38, 1.0, -1.0, 0.1, -0.1, 3.0e38, -3.0e38];
+        // Beyond f32's range the bounds saturate, still on the right side.
+        for v in [1e39, -1e39, f64::MAX, -f64::MAX] {
+            assert!(f64::from(down(v)) <= v && v <= f64::from(up(v)), "{v:e}");
+        }
+        for _ in 0..200_000 {
+            // Mantissa and sign at random, exponents from 2⁻¹⁴⁰ to 2¹²⁰: values exactly on f32s, just beside them
+            // and in the subnormal range.
+            let r = next();
+            let mant = 1.0 + (r >> 11) as f64 / (1u64 << 53) as f64;
+            let exp = (r % 261) as i32 - 140;
+            let v = mant * 2f64.powi(exp) * if r & (1 << 10) == 0 { 1.0 } else { -1.0 };
+            values.push(v);
+            values.push(f64::from(v as f32));
+        }
+        for v in values {
+            let (lo, hi) = (f64::from(down(v)), f64::from(up(v)));
+            assert!(lo <= v && v <= hi, "{v:e}: [{lo:e}, {hi:e}]");
+            // Within 4 f32 ulps of v (relative 2⁻²¹), or 2·10⁻³⁸ absolutely for tiny values.
+            let slack = (v.abs() * 2f64.powi(-21)).max(2e-38);
+            assert!(v - lo <= slack && hi - v <= slack, "{v:e}: [{lo:e}, {hi:e}]");
+        }
     }
 
     #[test]
