@@ -302,8 +302,12 @@ impl<F: Real> RowKernel<F> for Kernel<F> {
         let (loss, f) = match self.psi {
             Psi::CrossEntropy => (-sp.log_py, F::one()),
             Psi::Mae => (sp.one_minus_py(), sp.py()),
-            // (1 − p_y^q)/q = −expm1(q·log p_y)/q keeps its digits when p_y ≈ 1 and as q → 0.
-            Psi::Gce { .. } => (-(self.q * sp.log_py).exp_m1() / self.q, (self.q * sp.log_py).exp()),
+            // (1 − p_y^q)/q = −expm1(q·log p_y)/q keeps its digits when p_y ≈ 1 and as q → 0; the factor p_y^q is
+            // 1 + expm1(·), within an ulp of exp(·), so one transcendental per row serves both.
+            Psi::Gce { .. } => {
+                let em1 = (self.q * sp.log_py).exp_m1();
+                (-em1 / self.q, F::one() + em1)
+            }
             Psi::SumExponential => (F::zero(), F::zero()), // handled above
         };
         if let Some(g) = grad {
