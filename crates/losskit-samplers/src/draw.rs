@@ -137,7 +137,10 @@ pub(crate) fn class_counts(y: ArrayView1<'_, i64>) -> crate::ClassCounts {
     let mut counts: Vec<(i64, usize)> = Vec::new();
     let mut last = 0;
     for (i, &label) in y.iter().enumerate() {
-        last = slot(&mut counts, last, label, 0);
+        last = position_from(&counts, last, label).unwrap_or_else(|| {
+            counts.push((label, 0));
+            counts.len() - 1
+        });
         counts[last].1 += 1;
         if counts.len() > SHORT_LIST {
             // Many classes: the ordered map is the better structure from here on.
@@ -170,19 +173,14 @@ pub(crate) fn members_of(
         }
         return members;
     }
-    // Classes in first-seen order would make the most-recent lookup hit as often as in `class_counts`; ascending
-    // order serves as well for the runs and the few classes this path sees.
+    // One list per class of `counts` (a class not kept holds none), looked up as in `class_counts`.
     let mut lists: Vec<(i64, Option<Vec<usize>>)> =
         counts.iter().map(|(&c, &n)| (c, keep(c).then(|| Vec::with_capacity(n)))).collect();
     let mut last = 0;
     for (i, &label) in y.iter().enumerate() {
-        if lists.get(last).is_none_or(|(l, _)| *l != label) {
-            // Every label of `y` is in `counts` (the caller's contract); an unknown one is skipped.
-            match lists.iter().position(|(l, _)| *l == label) {
-                Some(at) => last = at,
-                None => continue,
-            }
-        }
+        // Every label of `y` is in `counts` (the caller's contract); an unknown one is skipped.
+        let Some(at) = position_from(&lists, last, label) else { continue };
+        last = at;
         if let Some(rows) = &mut lists[last].1 {
             rows.push(i);
         }
@@ -190,20 +188,13 @@ pub(crate) fn members_of(
     lists.into_iter().filter_map(|(c, rows)| Some((c, rows?))).collect()
 }
 
-/// The position of `label` in a short `(label, value)` list, trying `last` first; appends `(label, fresh)` when the
-/// label is new.
+/// The position of `label` in a short `(label, value)` list, trying `last` (the most recent class) first.
 #[inline(always)]
-fn slot<V>(list: &mut Vec<(i64, V)>, last: usize, label: i64, fresh: V) -> usize {
+fn position_from<V>(list: &[(i64, V)], last: usize, label: i64) -> Option<usize> {
     if list.get(last).is_some_and(|(l, _)| *l == label) {
-        return last;
+        return Some(last);
     }
-    match list.iter().position(|(l, _)| *l == label) {
-        Some(at) => at,
-        None => {
-            list.push((label, fresh));
-            list.len() - 1
-        }
-    }
+    list.iter().position(|(l, _)| *l == label)
 }
 
 /// The class counts of [`class_members`] (one pass over `y` serves both).
